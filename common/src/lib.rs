@@ -1,0 +1,17 @@
+//! What every framewire binary needs, written once: Kafka client settings and topic set-up, logging,
+//! graceful shutdown, and the Prometheus `/metrics` endpoint.
+//!
+//! # Layout
+//! - [`kafka`]: the `--brokers`/`-X` flags, client configs, topic creation, reachability check.
+//! - [`telemetry`]: `tracing` set-up from `RUST_LOG`.
+//! - [`shutdown`]: a cancellation token fired by Ctrl-C or SIGTERM.
+//! - [`metrics`]: a minimal HTTP server for the Prometheus text format.
+//! - [`error`]: this crate's error type.
+
+pub mod error;
+pub mod kafka;
+pub mod metrics;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use error::{Error, Result};

@@ -1,0 +1,100 @@
+//! A Prometheus `/metrics` endpoint. Deliberately tiny (one GET route over plain HTTP/1.1) so every binary
+//! can expose metrics without a web framework.
+
+use std::net::SocketAddr;
+
+use prometheus::{Encoder, Registry, TextEncoder};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+/// Flag for the metrics listener.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MetricsArgs {
+    /// Address of the Prometheus /metrics endpoint; "off" disables it. If the port is taken (several
+    /// replicas on one host) the binary logs a warning and runs without it.
+    #[arg(long = "metrics-listen", env = "FRAMEWIRE_METRICS_LISTEN", default_value = "127.0.0.1:0")]
+    pub listen: String,
+}
+
+/// Binds the endpoint and serves `registry` until `shutdown`. Returns the bound address, or `None`
+/// when disabled or when the address is unavailable (logged).
+pub async fn serve(args: &MetricsArgs, registry: Registry, shutdown: CancellationToken) -> Option<SocketAddr> {
+    if args.listen.eq_ignore_ascii_case("off") {
+        return None;
+    }
+    let listener = match TcpListener::bind(&args.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            warn!(listen = %args.listen, error = %e, "metrics endpoint disabled: cannot bind");
+            return None;
+        }
+    };
+    let addr = listener.local_addr().ok()?;
+    info!(%addr, "metrics at http://{addr}/metrics");
+    tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                a = listener.accept() => a,
+            };
+            let Ok((mut sock, _)) = accepted else { continue };
+            let registry = registry.clone();
+            // One short-lived task per scrape connection; scrapes are rare and bounded by the scraper.
+            tokio::spawn(async move {
+                let mut buf = [0u8; 2048];
+                let n = match sock.read(&mut buf).await {
+                    Ok(n) => n,
+                    Err(_) => return,
+                };
+                let request = String::from_utf8_lossy(&buf[..n]);
+                let path = request.split_whitespace().nth(1).unwrap_or("/");
+                let (status, ctype, body) = if path == "/metrics" {
+                    ("200 OK", TextEncoder::new().format_type().to_string(), render(&registry))
+                } else {
+                    ("404 Not Found", "text/plain".to_string(), b"see /metrics\n".to_vec())
+                };
+                let head = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: {ctype}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = sock.write_all(head.as_bytes()).await;
+                let _ = sock.write_all(&body).await;
+            });
+        }
+    });
+    Some(addr)
+}
+
+/// The registry in Prometheus text format.
+pub fn render(registry: &Registry) -> Vec<u8> {
+    let mut out = Vec::new();
+    // Encoding into a Vec cannot fail for well-formed metric families.
+    let _ = TextEncoder::new().encode(&registry.gather(), &mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prometheus::IntCounter;
+
+    #[tokio::test]
+    async fn serves_registered_metrics() {
+        let registry = Registry::new();
+        let c = IntCounter::new("framewire_test_total", "test counter").unwrap();
+        registry.register(Box::new(c.clone())).unwrap();
+        c.inc_by(3);
+        let token = CancellationToken::new();
+        let args = MetricsArgs { listen: "127.0.0.1:0".into() };
+        let addr = serve(&args, registry, token.clone()).await.unwrap();
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n").await.unwrap();
+        let mut body = String::new();
+        s.read_to_string(&mut body).await.unwrap();
+        assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
+        assert!(body.contains("framewire_test_total 3"), "{body}");
+        token.cancel();
+    }
+}

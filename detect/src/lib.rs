@@ -1,0 +1,555 @@
+//! `detect`: a Kafka consumer group that runs an ONNX object detector on every `Frame` and publishes
+//! `Detections`. Delivery is at-least-once: a frame's offset is stored only after its result (or its
+//! dead letter) is acknowledged by the broker.
+//!
+//! The pipeline is four stages joined by small bounded channels, so JPEG decoding and preprocessing
+//! overlap with inference and a slow stage slows the ones before it:
+//!
+//! ```text
+//! consumer (async) -> preprocess (thread) -> inference (thread) -> output (async: produce, store offsets)
+//!                           \___________ dead letters ____________/
+//! ```
+//!
+//! # Layout
+//! - [`consumer`]: group settings and rebalance handling.
+//! - [`offsets`]: in-order offset tracking per partition.
+//! - [`preprocess`]: JPEG decode, resize, normalise.
+//! - [`model`]: ONNX Runtime session and decoding to boxes; [`spec`] its metadata file.
+//! - [`ssd`], [`nms`], [`labels`]: output decoding.
+//! - [`metrics`]: Prometheus metrics.
+
+pub mod consumer;
+pub mod error;
+pub mod labels;
+pub mod metrics;
+pub mod model;
+pub mod nms;
+pub mod offsets;
+pub mod preprocess;
+pub mod spec;
+pub mod ssd;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use prost::Message as _;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use framewire_common::kafka::KafkaArgs;
+use framewire_common::metrics::MetricsArgs;
+use framewire_proto::{Detections, SCHEMA_VERSION, names};
+
+pub use error::{Error, Result};
+use model::{Detector, ModelOptions};
+use offsets::{OffsetTracker, Ticket};
+use preprocess::Prepared;
+
+/// Command-line configuration of `detect`.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "detect", version, about = "Run an ONNX object detector on Kafka frames, as one member of a consumer group")]
+pub struct Config {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
+
+    /// ONNX model file.
+    #[arg(long, env = "FRAMEWIRE_MODEL")]
+    pub model: PathBuf,
+
+    /// Model metadata (input layout, decoder). Default: the .toml next to the model; without one, the
+    /// layout and decoder are inferred from the model's tensor shapes when unambiguous.
+    #[arg(long, env = "FRAMEWIRE_MODEL_CONFIG")]
+    pub model_config: Option<PathBuf>,
+
+    /// Labels file, one label per line (line 1 = class id 1). Overrides the metadata's.
+    #[arg(long, env = "FRAMEWIRE_LABELS")]
+    pub labels: Option<PathBuf>,
+
+    /// The ONNX Runtime shared library (libonnxruntime.so), loaded at start-up.
+    #[arg(long = "onnxruntime", env = "ORT_DYLIB_PATH", default_value = ".cache/onnxruntime/libonnxruntime.so")]
+    pub runtime: PathBuf,
+
+    /// Minimum score of a reported box.
+    #[arg(long, env = "FRAMEWIRE_CONF", default_value_t = 0.5)]
+    pub conf: f32,
+
+    /// IoU above which a lower-scored box of the same class is suppressed.
+    #[arg(long, env = "FRAMEWIRE_IOU", default_value_t = 0.45)]
+    pub iou: f32,
+
+    /// At most this many boxes per frame.
+    #[arg(long, env = "FRAMEWIRE_MAX_DETECTIONS", default_value_t = 100)]
+    pub max_detections: usize,
+
+    /// Consumer group: replicas with the same group share the input partitions.
+    #[arg(long, env = "FRAMEWIRE_GROUP", default_value = names::GROUP_DETECT)]
+    pub group: String,
+
+    /// Static group membership id (unique per replica): a restarted replica gets its partitions back at once.
+    #[arg(long, env = "FRAMEWIRE_INSTANCE_ID")]
+    pub instance_id: Option<String>,
+
+    /// ONNX Runtime intra-op threads.
+    #[arg(long, env = "FRAMEWIRE_THREADS", default_value_t = 1)]
+    pub threads: usize,
+
+    /// Topic to read Frames from.
+    #[arg(long, env = "FRAMEWIRE_FRAMES_TOPIC", default_value = names::TOPIC_FRAMES)]
+    pub input_topic: String,
+
+    /// Topic to publish Detections to.
+    #[arg(long, env = "FRAMEWIRE_DETECTIONS_TOPIC", default_value = names::TOPIC_DETECTIONS)]
+    pub output_topic: String,
+
+    /// Dead-letter topic for messages that cannot be processed. Default: <input-topic>.dlq.
+    #[arg(long, env = "FRAMEWIRE_DLQ_TOPIC")]
+    pub dlq_topic: Option<String>,
+
+    /// Partitions for the output and dead-letter topics if detect has to create them.
+    #[arg(long, env = "FRAMEWIRE_PARTITIONS", default_value_t = 4)]
+    pub partitions: i32,
+
+    /// Replication factor for topics detect creates.
+    #[arg(long, env = "FRAMEWIRE_REPLICATION", default_value_t = 1)]
+    pub replication: i32,
+
+    /// Inference attempts for a frame before it is dead-lettered.
+    #[arg(long, env = "FRAMEWIRE_RETRIES", default_value_t = 5)]
+    pub retries: u32,
+
+    /// On shutdown, how long to let in-flight frames finish before leaving them to the next owner.
+    #[arg(long, env = "FRAMEWIRE_DRAIN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub drain_timeout: Duration,
+
+    /// Interval of the status log line.
+    #[arg(long, env = "FRAMEWIRE_STATUS_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub status_interval: Duration,
+}
+
+impl Config {
+    pub fn dlq_topic(&self) -> String {
+        self.dlq_topic.clone().unwrap_or_else(|| names::dlq_topic(&self.input_topic))
+    }
+
+    fn model_options(&self) -> ModelOptions {
+        ModelOptions {
+            model: self.model.clone(),
+            spec: self.model_config.clone(),
+            labels: self.labels.clone(),
+            runtime: self.runtime.clone(),
+            threads: self.threads,
+            conf: self.conf,
+            iou: self.iou,
+            max_detections: self.max_detections,
+        }
+    }
+}
+
+/// A consumed message travelling through the pipeline.
+struct Job {
+    ticket: Ticket,
+    key: Option<Vec<u8>>,
+    payload: Vec<u8>,
+    headers: Option<OwnedHeaders>,
+    received: Instant,
+}
+
+/// A frame ready for inference.
+struct PreparedJob {
+    job: Job,
+    frame: framewire_proto::Frame,
+    prepared: Prepared,
+}
+
+/// What the output stage publishes for a job.
+enum Outcome {
+    Detected { ticket: Ticket, detections: Detections },
+    Dead { job: Job, reason: String, kind: &'static str },
+}
+
+/// What a run did, for the exit summary.
+#[derive(Debug, Default, Clone)]
+pub struct Summary {
+    pub detected: u64,
+    pub dead_lettered: u64,
+}
+
+/// Runs one detect replica until `shutdown`, then drains, commits and flushes.
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<Summary> {
+    let metrics = metrics::Metrics::new();
+    framewire_common::metrics::serve(&config.metrics, metrics.registry.clone(), shutdown.clone()).await;
+
+    // Load the model before joining the group: a bad model must not take partitions away from healthy replicas.
+    let opts = config.model_options();
+    let detector = tokio::task::spawn_blocking(move || Detector::load(&opts)).await.map_err(join_err)??;
+    let preprocessor = detector.preprocessor()?;
+
+    let kafka = config.kafka.clone();
+    tokio::task::spawn_blocking(move || kafka.wait_reachable()).await.map_err(join_err)??;
+    let dlq = config.dlq_topic();
+    config
+        .kafka
+        .ensure_topics(
+            &[(&config.input_topic, config.partitions), (&config.output_topic, config.partitions), (&dlq, config.partitions)],
+            config.replication,
+        )
+        .await?;
+
+    let tracker = Arc::new(Mutex::new(OffsetTracker::new()));
+    let settings = consumer::consumer_settings(&config.group, config.instance_id.as_deref());
+    let base: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let context = consumer::GroupContext { tracker: tracker.clone(), topic: config.input_topic.clone() };
+    let consumer: Arc<StreamConsumer<consumer::GroupContext>> =
+        Arc::new(config.kafka.config(&base)?.create_with_context(context)?);
+    consumer.subscribe(&[&config.input_topic])?;
+    let producer: FutureProducer = config
+        .kafka
+        .config(&[("acks", "all"), ("enable.idempotence", "true"), ("linger.ms", "5"), ("message.timeout.ms", "60000")])?
+        .create()?;
+    info!(group = %config.group, input = %config.input_topic, output = %config.output_topic, dlq = %dlq,
+        model = %detector.name, version = %detector.version, "detect started");
+
+    let (job_tx, job_rx) = mpsc::channel::<Job>(16);
+    let (prep_tx, prep_rx) = mpsc::channel::<PreparedJob>(4);
+    let (out_tx, out_rx) = mpsc::channel::<Outcome>(32);
+
+    let pre = {
+        let out_tx = out_tx.clone();
+        std::thread::Builder::new()
+            .name("preprocess".into())
+            .spawn(move || preprocess_stage(preprocessor, job_rx, prep_tx, out_tx))
+            .map_err(|e| Error::Inference(format!("cannot start preprocess thread: {e}")))?
+    };
+    let inf = {
+        let (metrics, retries) = (metrics.clone(), config.retries);
+        std::thread::Builder::new()
+            .name("inference".into())
+            .spawn(move || inference_stage(detector, prep_rx, out_tx, metrics, retries))
+            .map_err(|e| Error::Inference(format!("cannot start inference thread: {e}")))?
+    };
+    let output = tokio::spawn(output_stage(
+        out_rx,
+        producer.clone(),
+        consumer.clone(),
+        tracker.clone(),
+        config.clone(),
+        metrics.clone(),
+    ));
+
+    consume(&consumer, &tracker, job_tx, &shutdown, &config, &metrics).await;
+
+    // Shutdown: the input channel is closed; the stages drain what they hold.
+    info!(in_flight = tracker.lock().map(|t| t.in_flight()).unwrap_or(0), "draining in-flight frames");
+    let drained = tokio::time::timeout(config.drain_timeout, output).await;
+    let summary = match drained {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Err(join_err(e)),
+        Err(_) => {
+            warn!(timeout = ?config.drain_timeout, "drain timed out: unfinished frames will be processed again by the next owner");
+            Summary::default()
+        }
+    };
+    consumer::commit_sync(consumer.as_ref());
+    let _ = producer.flush(Duration::from_secs(10));
+    // The stage threads end once their channels close; inference may still be finishing one call.
+    let _ = tokio::task::spawn_blocking(move || {
+        let _ = pre.join();
+        let _ = inf.join();
+    })
+    .await;
+    info!(detected = summary.detected, dead_lettered = summary.dead_lettered, "detect stopped");
+    Ok(summary)
+}
+
+fn join_err(e: tokio::task::JoinError) -> Error {
+    Error::Inference(format!("task failed: {e}"))
+}
+
+/// Reads the group's messages into the pipeline until shutdown.
+async fn consume(
+    consumer: &StreamConsumer<consumer::GroupContext>,
+    tracker: &Mutex<OffsetTracker>,
+    job_tx: mpsc::Sender<Job>,
+    shutdown: &CancellationToken,
+    config: &Config,
+    metrics: &metrics::Metrics,
+) {
+    let mut status = tokio::time::interval(config.status_interval);
+    status.tick().await;
+    let mut last = (Instant::now(), 0u64);
+    loop {
+        let msg = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = status.tick() => {
+                let done: u64 = metrics.frames.collect_total();
+                let fps = (done - last.1) as f64 / last.0.elapsed().as_secs_f64();
+                last = (Instant::now(), done);
+                let in_flight = tracker.lock().map(|t| t.in_flight()).unwrap_or(0);
+                info!(frames = done, fps = format!("{fps:.1}"), in_flight, "detect status");
+                continue;
+            }
+            m = consumer.recv() => m,
+        };
+        let m = match msg {
+            Ok(m) => m,
+            Err(e) => {
+                warn!(error = %e, "consumer error");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        let Some(ticket) = tracker.lock().ok().and_then(|mut t| t.begin(m.partition(), m.offset())) else { continue };
+        metrics.in_flight.inc();
+        let job = Job {
+            ticket,
+            key: m.key().map(<[u8]>::to_vec),
+            payload: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+            headers: m.headers().map(|h| h.detach()),
+            received: Instant::now(),
+        };
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            sent = job_tx.send(job) => if sent.is_err() { break },
+        }
+    }
+}
+
+trait CollectTotal {
+    fn collect_total(&self) -> u64;
+}
+
+impl CollectTotal for prometheus::IntCounterVec {
+    fn collect_total(&self) -> u64 {
+        use prometheus::core::Collector;
+        self.collect().iter().flat_map(|mf| mf.get_metric().iter().map(|m| m.get_counter().get_value() as u64)).sum()
+    }
+}
+
+fn preprocess_stage(
+    mut pre: preprocess::Preprocessor,
+    mut jobs: mpsc::Receiver<Job>,
+    prepared: mpsc::Sender<PreparedJob>,
+    out: mpsc::Sender<Outcome>,
+) {
+    while let Some(job) = jobs.blocking_recv() {
+        let frame = match framewire_proto::decode_frame(&job.payload) {
+            Ok(f) => f,
+            Err(e) => {
+                let kind = match e {
+                    framewire_proto::DecodeError::UnsupportedVersion { .. } => "schema_version",
+                    _ => "not_a_frame",
+                };
+                if out.blocking_send(Outcome::Dead { job, reason: e.to_string(), kind }).is_err() {
+                    return;
+                }
+                continue;
+            }
+        };
+        match pre.prepare(&frame.image) {
+            Ok(p) => {
+                if prepared.blocking_send(PreparedJob { job, frame, prepared: p }).is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                let reason = format!("camera {} seq {}: {e}", frame.camera_id, frame.seq);
+                if out.blocking_send(Outcome::Dead { job, reason, kind: "bad_image" }).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn inference_stage(
+    mut detector: Detector,
+    mut prepared: mpsc::Receiver<PreparedJob>,
+    out: mpsc::Sender<Outcome>,
+    metrics: metrics::Metrics,
+    retries: u32,
+) {
+    while let Some(first) = prepared.blocking_recv() {
+        // Batch whatever is already waiting, up to what the model accepts.
+        let mut batch = vec![first];
+        while batch.len() < detector.max_batch {
+            match prepared.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
+            }
+        }
+        let mut attempt = 0;
+        let result = loop {
+            attempt += 1;
+            let refs: Vec<&Prepared> = batch.iter().map(|j| &j.prepared).collect();
+            match detector.detect(&refs) {
+                Ok(r) => break Ok(r),
+                Err(e) if attempt < retries.max(1) => {
+                    warn!(error = %e, attempt, "inference failed, retrying");
+                    std::thread::sleep(Duration::from_millis(50 * u64::from(attempt)));
+                }
+                Err(e) => break Err(e),
+            }
+        };
+        match result {
+            Ok((boxes, infer_ms)) => {
+                metrics.inference_seconds.observe(f64::from(infer_ms) / 1000.0);
+                let per_frame_ms = infer_ms / batch.len() as f32;
+                for (j, boxes) in batch.into_iter().zip(boxes) {
+                    let f = &j.frame;
+                    let detections = Detections {
+                        schema_version: SCHEMA_VERSION,
+                        camera_id: f.camera_id.clone(),
+                        seq: f.seq,
+                        capture_time_ms: f.capture_time_ms,
+                        stream_time_us: f.stream_time_us,
+                        width: j.prepared.src_width,
+                        height: j.prepared.src_height,
+                        model_name: detector.name.clone(),
+                        model_version: detector.version.clone(),
+                        inference_ms: per_frame_ms,
+                        boxes,
+                        detected_time_ms: now_ms(),
+                        source_topic: String::new(),
+                        source_partition: j.job.ticket.partition,
+                        source_offset: j.job.ticket.offset,
+                    };
+                    debug!(camera = %f.camera_id, seq = f.seq, boxes = detections.boxes.len(),
+                        queued_ms = j.job.received.elapsed().as_millis() as u64, "frame detected");
+                    if out.blocking_send(Outcome::Detected { ticket: j.job.ticket, detections }).is_err() {
+                        return;
+                    }
+                }
+            }
+            Err(e) => {
+                for j in batch {
+                    let reason = format!("camera {} seq {}: {e} (after {attempt} attempts)", j.frame.camera_id, j.frame.seq);
+                    if out.blocking_send(Outcome::Dead { job: j.job, reason, kind: "inference" }).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Publishes results and dead letters; stores a frame's offset once its message is acknowledged.
+async fn output_stage(
+    mut outcomes: mpsc::Receiver<Outcome>,
+    producer: FutureProducer,
+    consumer: Arc<StreamConsumer<consumer::GroupContext>>,
+    tracker: Arc<Mutex<OffsetTracker>>,
+    config: Config,
+    metrics: metrics::Metrics,
+) -> Summary {
+    let dlq = config.dlq_topic();
+    let mut summary = Summary::default();
+    let mut pending = FuturesUnordered::new();
+    let mut open = true;
+    while open || !pending.is_empty() {
+        tokio::select! {
+            o = outcomes.recv(), if open => match o {
+                None => open = false,
+                Some(Outcome::Detected { ticket, detections }) => {
+                    for b in &detections.boxes {
+                        metrics.boxes.with_label_values(&[&b.label]).inc();
+                    }
+                    let latency = (detections.detected_time_ms - detections.capture_time_ms).max(0) as f64 / 1000.0;
+                    metrics.latency_seconds.observe(latency);
+                    let mut d = detections;
+                    d.source_topic = config.input_topic.clone();
+                    let camera = d.camera_id.clone();
+                    let headers = OwnedHeaders::new()
+                        .insert(Header { key: names::HEADER_SCHEMA, value: Some(&SCHEMA_VERSION.to_string()) })
+                        .insert(Header { key: names::HEADER_TYPE, value: Some(names::TYPE_DETECTIONS) });
+                    let msg = OutMsg { topic: config.output_topic.clone(), key: Some(camera.clone().into_bytes()), payload: d.encode_to_vec(), headers };
+                    pending.push(deliver(producer.clone(), msg, ticket, Delivered::Detections(camera), metrics.clone()));
+                }
+                Some(Outcome::Dead { job, reason, kind }) => {
+                    let t = job.ticket;
+                    warn!(partition = t.partition, offset = t.offset, %reason, "dead-lettering message");
+                    metrics.dead_letters.with_label_values(&[kind]).inc();
+                    let source = format!("{}/{}/{}", config.input_topic, t.partition, t.offset);
+                    let mut headers = job.headers.unwrap_or_default();
+                    headers = headers
+                        .insert(Header { key: names::HEADER_DLQ_REASON, value: Some(&reason) })
+                        .insert(Header { key: names::HEADER_DLQ_SOURCE, value: Some(&source) });
+                    let msg = OutMsg { topic: dlq.clone(), key: job.key, payload: job.payload, headers };
+                    pending.push(deliver(producer.clone(), msg, t, Delivered::DeadLetter, metrics.clone()));
+                }
+            },
+            Some((ticket, what)) = pending.next(), if !pending.is_empty() => {
+                match what {
+                    Delivered::Detections(camera) => {
+                        summary.detected += 1;
+                        metrics.frames.with_label_values(&[&camera]).inc();
+                    }
+                    Delivered::DeadLetter => summary.dead_lettered += 1,
+                }
+                metrics.in_flight.dec();
+                let next = tracker.lock().ok().and_then(|mut t| t.finish(ticket));
+                if let Some(next) = next {
+                    store_offset(consumer.as_ref(), &config.input_topic, ticket.partition, next);
+                }
+            }
+        }
+    }
+    summary
+}
+
+struct OutMsg {
+    topic: String,
+    key: Option<Vec<u8>>,
+    payload: Vec<u8>,
+    headers: OwnedHeaders,
+}
+
+enum Delivered {
+    Detections(String),
+    DeadLetter,
+}
+
+/// Produces `msg` until the broker acknowledges it. Giving up would lose the frame (its offset could never
+/// be stored), so a failing broker stalls this partition instead, with a warning per attempt.
+async fn deliver(producer: FutureProducer, msg: OutMsg, ticket: Ticket, what: Delivered, metrics: metrics::Metrics) -> (Ticket, Delivered) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let mut record = FutureRecord::to(&msg.topic).payload(&msg.payload).headers(msg.headers.clone());
+        if let Some(k) = &msg.key {
+            record = record.key(k);
+        }
+        match producer.send(record, Duration::from_secs(30)).await {
+            Ok(_) => return (ticket, what),
+            Err((e, _)) => {
+                metrics.delivery_retries.inc();
+                warn!(topic = %msg.topic, error = %e, retry_in = ?backoff, "delivery failed, retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+fn store_offset(consumer: &impl Consumer<consumer::GroupContext>, topic: &str, partition: i32, next: i64) {
+    let mut tpl = TopicPartitionList::new();
+    if tpl.add_partition_offset(topic, partition, Offset::Offset(next)).is_ok() {
+        if let Err(e) = consumer.store_offsets(&tpl) {
+            // Happens when the partition was just revoked: the new owner re-processes from the last commit.
+            debug!(partition, offset = next, error = %e, "offset not stored");
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}

@@ -1,0 +1,61 @@
+//! detect's Prometheus metrics, named once here.
+
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+
+#[derive(Clone)]
+pub struct Metrics {
+    pub registry: Registry,
+    pub frames: IntCounterVec,
+    pub dead_letters: IntCounterVec,
+    pub boxes: IntCounterVec,
+    pub inference_seconds: Histogram,
+    pub latency_seconds: Histogram,
+    pub in_flight: IntGauge,
+    pub delivery_retries: IntCounter,
+}
+
+fn register<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: T) -> T {
+    // Only duplicate names fail, and the names below are distinct.
+    r.register(Box::new(c.clone())).unwrap_or_else(|e| panic!("metric registration: {e}"));
+    c
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let r = Registry::new();
+        let vec = |name: &str, help: &str, label: &str| {
+            register(&r, IntCounterVec::new(Opts::new(name, help), &[label]).unwrap_or_else(|e| panic!("{name}: {e}")))
+        };
+        let hist = |name: &str, help: &str, buckets: Vec<f64>| {
+            register(&r, Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets)).unwrap_or_else(|e| panic!("{name}: {e}")))
+        };
+        Metrics {
+            frames: vec("framewire_detect_frames_total", "Frames whose Detections were delivered", "camera"),
+            dead_letters: vec("framewire_detect_dead_letters_total", "Messages sent to the dead-letter topic", "reason"),
+            boxes: vec("framewire_detect_boxes_total", "Boxes detected", "label"),
+            inference_seconds: hist(
+                "framewire_detect_inference_seconds",
+                "ONNX Runtime time per inference call",
+                vec![0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28],
+            ),
+            latency_seconds: hist(
+                "framewire_detect_latency_seconds",
+                "Capture to detection time",
+                vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0],
+            ),
+            in_flight: register(&r, IntGauge::new("framewire_detect_in_flight", "Frames consumed but not yet committed").unwrap_or_else(|e| panic!("{e}"))),
+            delivery_retries: register(
+                &r,
+                IntCounter::new("framewire_detect_delivery_retries_total", "Result deliveries retried after a failure")
+                    .unwrap_or_else(|e| panic!("{e}")),
+            ),
+            registry: r,
+        }
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

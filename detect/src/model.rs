@@ -1,0 +1,271 @@
+//! The ONNX model: loading ONNX Runtime and the model, checking that its inputs and outputs fit the
+//! metadata, and turning a batch of prepared frames into boxes.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use ndarray::ArrayViewD;
+use ort::environment::Environment;
+use ort::session::Session;
+use ort::value::{TensorRef, ValueType};
+use sha2::{Digest, Sha256};
+use tracing::info;
+
+use framewire_proto::DetectionBox;
+
+use crate::labels::Labels;
+use crate::nms::{self, Candidate};
+use crate::preprocess::{Prepared, Preprocessor};
+use crate::spec::{DecoderSpec, InputSpec, Layout, ModelSpec, Resize};
+use crate::{Error, Result, ssd};
+
+/// What `Detector::load` needs.
+#[derive(Debug, Clone)]
+pub struct ModelOptions {
+    pub model: PathBuf,
+    /// Metadata file; `model.toml` next to the model when absent.
+    pub spec: Option<PathBuf>,
+    /// Labels file; overrides the metadata's.
+    pub labels: Option<PathBuf>,
+    /// The ONNX Runtime shared library.
+    pub runtime: PathBuf,
+    /// ONNX Runtime intra-op threads.
+    pub threads: usize,
+    pub conf: f32,
+    pub iou: f32,
+    pub max_detections: usize,
+}
+
+static ENVIRONMENT: OnceLock<std::result::Result<Environment, String>> = OnceLock::new();
+
+/// Loads ONNX Runtime from `lib` once per process (ONNX Runtime allows one environment per process).
+pub fn environment(lib: &Path) -> Result<&'static Environment> {
+    let env = ENVIRONMENT.get_or_init(|| {
+        if !lib.exists() {
+            return Err("file not found".to_string());
+        }
+        let builder = ort::init_from(lib).map_err(|e| e.to_string())?;
+        builder.with_name("framewire").build().map_err(|e| e.to_string())
+    });
+    env.as_ref().map_err(|reason| Error::Runtime { path: lib.into(), reason: reason.clone() })
+}
+
+/// A loaded model with its decoder settings.
+pub struct Detector {
+    session: Session,
+    pub spec: ModelSpec,
+    pub labels: Labels,
+    /// Model name reported in every `Detections`.
+    pub name: String,
+    /// First 12 hex digits of the model file's SHA-256, reported in every `Detections`.
+    pub version: String,
+    input_name: String,
+    /// Largest batch the model accepts in one call (1 unless its batch dimension is dynamic).
+    pub max_batch: usize,
+    conf: f32,
+    iou: f32,
+    max_detections: usize,
+}
+
+impl Detector {
+    pub fn load(opts: &ModelOptions) -> Result<Self> {
+        let env = environment(&opts.runtime)?;
+        if !opts.model.exists() {
+            return Err(Error::ModelNotFound(opts.model.clone()));
+        }
+        let bytes = std::fs::read(&opts.model).map_err(|e| Error::ModelLoad { path: opts.model.clone(), reason: e.to_string() })?;
+        let version = hex12(&Sha256::digest(&bytes));
+        let load_err = |e: ort::Error| Error::ModelLoad { path: opts.model.clone(), reason: e.to_string() };
+        let session = Session::builder(env)
+            .map_err(load_err)?
+            .with_intra_threads(opts.threads.max(1))
+            .map_err(|e| load_err(e.into()))?
+            .with_inter_threads(1)
+            .map_err(|e| load_err(e.into()))?
+            .commit_from_memory(&bytes)
+            .map_err(load_err)?;
+
+        let spec_path = opts.spec.clone().or_else(|| ModelSpec::sidecar(&opts.model));
+        let spec = match &spec_path {
+            Some(p) => ModelSpec::load(p)?,
+            None => infer_spec(&session, &opts.model)?,
+        };
+        let labels = match opts.labels.as_ref().or(spec.labels.as_ref()) {
+            Some(p) => Labels::load(p, if opts.labels.is_some() { 1 } else { spec.labels_first_id })?,
+            None => Labels::default(),
+        };
+        let input_name = match &spec.input.name {
+            Some(n) => n.clone(),
+            None => session.inputs().first().map(|i| i.name().to_string()).ok_or_else(|| {
+                Error::OutputMismatch(format!("model {} has no inputs", opts.model.display()))
+            })?,
+        };
+        let input = session.inputs().iter().find(|i| i.name() == input_name).ok_or_else(|| {
+            Error::OutputMismatch(format!(
+                "model has no input {input_name:?} (inputs: {:?})",
+                session.inputs().iter().map(|i| i.name()).collect::<Vec<_>>()
+            ))
+        })?;
+        let max_batch = match input.dtype() {
+            ValueType::Tensor { shape, .. } if shape.first().is_some_and(|d| *d < 0) => 64,
+            _ => 1,
+        };
+        let name = spec.name.clone();
+        let mut detector = Detector {
+            session,
+            spec,
+            labels,
+            name,
+            version,
+            input_name,
+            max_batch,
+            conf: opts.conf,
+            iou: opts.iou,
+            max_detections: opts.max_detections,
+        };
+        detector.check_outputs()?;
+        info!(model = %detector.name, version = %detector.version, threads = opts.threads, max_batch,
+            labels = detector.labels.len(), "model loaded");
+        Ok(detector)
+    }
+
+    /// A preprocessor producing this model's input.
+    pub fn preprocessor(&self) -> Result<Preprocessor> {
+        Preprocessor::new(self.spec.input.clone())
+    }
+
+    pub fn input_spec(&self) -> &InputSpec {
+        &self.spec.input
+    }
+
+    /// Runs one inference on a blank frame so a model whose outputs do not fit its decoder fails at start-up,
+    /// not on every frame.
+    fn check_outputs(&mut self) -> Result<()> {
+        let (w, h) = (self.spec.input.width as usize, self.spec.input.height as usize);
+        let blank = Prepared {
+            tensor: vec![0.0; w * h * 3],
+            src_width: w as u32,
+            src_height: h as u32,
+            transform: crate::preprocess::Transform { sx: 1.0, sy: 1.0, pad_x: 0.0, pad_y: 0.0 },
+        };
+        self.detect(&[&blank]).map(|_| ())
+    }
+
+    /// Detects objects in a batch of prepared frames (at most `max_batch`). Returns each frame's boxes in
+    /// source pixels and the inference time in milliseconds.
+    pub fn detect(&mut self, batch: &[&Prepared]) -> Result<(Vec<Vec<DetectionBox>>, f32)> {
+        let (w, h) = (self.spec.input.width as usize, self.spec.input.height as usize);
+        let shape = match self.spec.input.layout {
+            Layout::Nhwc => [batch.len(), h, w, 3],
+            Layout::Nchw => [batch.len(), 3, h, w],
+        };
+        let mut data = Vec::with_capacity(batch.len() * w * h * 3);
+        for p in batch {
+            data.extend_from_slice(&p.tensor);
+        }
+        let array = ndarray::Array4::from_shape_vec(shape, data)
+            .map_err(|e| Error::Inference(format!("input tensor does not match {shape:?}: {e}")))?;
+        let started = Instant::now();
+        let input = TensorRef::from_array_view(&array)?;
+        let outputs = self.session.run(ort::inputs![self.input_name.as_str() => input])?;
+        let infer_ms = started.elapsed().as_secs_f32() * 1000.0;
+        let (conf, decoder) = (self.conf, &self.spec.decoder);
+        let per_image = match decoder {
+            DecoderSpec::Ssd { scores, boxes, class_offset } => {
+                let get = |name: &str| -> Result<ArrayViewD<'_, f32>> {
+                    let v = outputs.get(name).ok_or_else(|| {
+                        Error::OutputMismatch(format!(
+                            "model has no output {name:?} required by the SSD decoder (outputs: {:?})",
+                            outputs.keys().collect::<Vec<_>>()
+                        ))
+                    })?;
+                    v.try_extract_array::<f32>().map_err(|e| Error::OutputMismatch(format!("output {name:?}: {e}")))
+                };
+                ssd::decode(get(scores)?, get(boxes)?, conf, *class_offset, w as f32, h as f32)?
+            }
+        };
+        drop(outputs);
+        if per_image.len() != batch.len() {
+            return Err(Error::OutputMismatch(format!(
+                "model returned {} results for a batch of {}",
+                per_image.len(),
+                batch.len()
+            )));
+        }
+        let boxes = per_image.into_iter().zip(batch).map(|(cands, p)| self.finish(cands, p)).collect();
+        Ok((boxes, infer_ms))
+    }
+
+    /// NMS, then map to source pixels, clip, and label.
+    fn finish(&self, candidates: Vec<Candidate>, p: &Prepared) -> Vec<DetectionBox> {
+        let (sw, sh) = (p.src_width as f32, p.src_height as f32);
+        nms::nms(candidates, self.iou, self.max_detections)
+            .into_iter()
+            .filter_map(|c| {
+                let r = p.transform.to_source(&c.rect).clip(sw, sh);
+                (r.area() > 0.0).then(|| DetectionBox {
+                    class_id: c.class_id,
+                    label: self.labels.name(c.class_id),
+                    score: c.score,
+                    x1: r.x1,
+                    y1: r.y1,
+                    x2: r.x2,
+                    y2: r.y2,
+                })
+            })
+            .collect()
+    }
+}
+
+fn hex12(digest: &[u8]) -> String {
+    digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Metadata for a model without a metadata file, from its tensor shapes. Only unambiguous cases are
+/// accepted: an image input and SSD-style `[N,A,C]` + `[N,A,(1,)4]` outputs.
+fn infer_spec(session: &Session, model: &Path) -> Result<ModelSpec> {
+    let shape_of = |t: &ValueType| match t {
+        ValueType::Tensor { shape, .. } => Some(shape.to_vec()),
+        _ => None,
+    };
+    let help = format!("add a metadata file {} (see models/README.md)", model.with_extension("toml").display());
+    let input = session.inputs().first().ok_or_else(|| Error::OutputMismatch(format!("model has no inputs; {help}")))?;
+    let ishape = shape_of(input.dtype()).unwrap_or_default();
+    let (layout, h, w) = match ishape.as_slice() {
+        [_, 3, h, w] if *h > 0 && *w > 0 => (Layout::Nchw, *h, *w),
+        [_, h, w, 3] if *h > 0 && *w > 0 => (Layout::Nhwc, *h, *w),
+        s => return Err(Error::OutputMismatch(format!("cannot tell the image layout of input shape {s:?}; {help}"))),
+    };
+    let outs: Vec<(String, Vec<i64>)> =
+        session.outputs().iter().filter_map(|o| shape_of(o.dtype()).map(|s| (o.name().to_string(), s))).collect();
+    let is_boxes = |s: &[i64]| s.last() == Some(&4) && (s.len() == 3 || (s.len() == 4 && s[2] == 1));
+    let decoder = match outs.as_slice() {
+        [(a, sa), (b, sb)] if is_boxes(sb) && sa.len() == 3 => DecoderSpec::Ssd { scores: a.clone(), boxes: b.clone(), class_offset: 0 },
+        [(a, sa), (b, sb)] if is_boxes(sa) && sb.len() == 3 => DecoderSpec::Ssd { scores: b.clone(), boxes: a.clone(), class_offset: 0 },
+        _ => {
+            let shapes: Vec<_> = outs.iter().map(|(n, s)| format!("{n} {s:?}")).collect();
+            return Err(Error::OutputMismatch(format!("cannot tell the decoder for outputs {shapes:?}; {help}")));
+        }
+    };
+    let name = model.file_stem().map_or_else(|| "model".into(), |s| s.to_string_lossy().into_owned());
+    Ok(ModelSpec {
+        name,
+        labels: None,
+        labels_first_id: 1,
+        source: None,
+        license: None,
+        sha256: None,
+        input: InputSpec {
+            name: Some(input.name().to_string()),
+            layout,
+            width: w as u32,
+            height: h as u32,
+            resize: Resize::Stretch,
+            scale: 1.0,
+            mean: [0.0; 3],
+            std: [1.0; 3],
+        },
+        decoder,
+    })
+}

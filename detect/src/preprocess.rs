@@ -1,0 +1,246 @@
+//! From JPEG bytes to the model's input tensor: decode with libjpeg-turbo (using its DCT scaling to skip
+//! pixels the model will never see), resize (stretch or letterbox), normalise, lay out as NHWC or NCHW.
+
+use crate::nms::Rect;
+use crate::spec::{InputSpec, Layout, Resize};
+use crate::{Error, Result};
+
+/// Maps model-input pixels back to source-frame pixels: `src = (model - pad) / scale`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Transform {
+    pub sx: f32,
+    pub sy: f32,
+    pub pad_x: f32,
+    pub pad_y: f32,
+}
+
+impl Transform {
+    pub fn to_source(&self, r: &Rect) -> Rect {
+        Rect {
+            x1: (r.x1 - self.pad_x) / self.sx,
+            y1: (r.y1 - self.pad_y) / self.sy,
+            x2: (r.x2 - self.pad_x) / self.sx,
+            y2: (r.y2 - self.pad_y) / self.sy,
+        }
+    }
+}
+
+/// A frame ready for inference.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// One image's worth of input tensor, in the model's layout.
+    pub tensor: Vec<f32>,
+    pub src_width: u32,
+    pub src_height: u32,
+    pub transform: Transform,
+}
+
+/// Letterbox padding value (YOLO's grey).
+const PAD: u8 = 114;
+
+pub struct Preprocessor {
+    spec: InputSpec,
+    decompressor: turbojpeg::Decompressor,
+    rgb: Vec<u8>,
+    resized: Vec<u8>,
+}
+
+impl Preprocessor {
+    pub fn new(spec: InputSpec) -> Result<Self> {
+        let decompressor = turbojpeg::Decompressor::new().map_err(|e| Error::Jpeg(e.to_string()))?;
+        Ok(Preprocessor { spec, decompressor, rgb: Vec::new(), resized: Vec::new() })
+    }
+
+    pub fn prepare(&mut self, jpeg: &[u8]) -> Result<Prepared> {
+        let header = self.decompressor.read_header(jpeg).map_err(|e| Error::Jpeg(e.to_string()))?;
+        let (sw, sh) = (header.width, header.height);
+        if sw == 0 || sh == 0 {
+            return Err(Error::Jpeg("image has no pixels".into()));
+        }
+        let (dw, dh) = (self.spec.width as usize, self.spec.height as usize);
+        // The smallest DCT scale that still leaves at least the model's resolution.
+        let factor = turbojpeg::Decompressor::supported_scaling_factors()
+            .into_iter()
+            .filter(|f| f.num() <= f.denom() && f.scale(sw) >= dw.min(sw) && f.scale(sh) >= dh.min(sh))
+            .min_by_key(|f| f.scale(sw) * f.scale(sh))
+            .unwrap_or(turbojpeg::ScalingFactor::ONE);
+        self.decompressor.set_scaling_factor(factor).map_err(|e| Error::Jpeg(e.to_string()))?;
+        let (w, h) = (factor.scale(sw), factor.scale(sh));
+        let pitch = w * 3;
+        self.rgb.resize(pitch * h, 0);
+        let image = turbojpeg::Image { pixels: &mut self.rgb[..], width: w, pitch, height: h, format: turbojpeg::PixelFormat::RGB };
+        self.decompressor.decompress(jpeg, image).map_err(|e| Error::Jpeg(e.to_string()))?;
+
+        let (fit_w, fit_h, pad_x, pad_y) = fit(w, h, dw, dh, self.spec.resize);
+        self.resized.clear();
+        self.resized.resize(dw * dh * 3, PAD);
+        resize_bilinear(&self.rgb, w, h, pitch, &mut self.resized, dw, (pad_x, pad_y), (fit_w, fit_h));
+        let tensor = to_tensor(&self.resized, dw, dh, &self.spec);
+        // Scale relative to the full-size source, not the DCT-scaled image.
+        let transform = Transform {
+            sx: fit_w as f32 / sw as f32,
+            sy: fit_h as f32 / sh as f32,
+            pad_x: pad_x as f32,
+            pad_y: pad_y as f32,
+        };
+        Ok(Prepared { tensor, src_width: sw as u32, src_height: sh as u32, transform })
+    }
+}
+
+/// Size of the resized image inside the `dw x dh` input and its offset.
+pub fn fit(sw: usize, sh: usize, dw: usize, dh: usize, mode: Resize) -> (usize, usize, usize, usize) {
+    match mode {
+        Resize::Stretch => (dw, dh, 0, 0),
+        Resize::Letterbox => {
+            let s = (dw as f64 / sw as f64).min(dh as f64 / sh as f64);
+            let fw = ((sw as f64 * s).round() as usize).clamp(1, dw);
+            let fh = ((sh as f64 * s).round() as usize).clamp(1, dh);
+            (fw, fh, (dw - fw) / 2, (dh - fh) / 2)
+        }
+    }
+}
+
+/// Bilinear resize (half-pixel centres, as OpenCV's INTER_LINEAR) of an RGB image into the `fit` rectangle
+/// at `offset` of an RGB destination `dst_w` pixels wide.
+pub fn resize_bilinear(
+    src: &[u8],
+    sw: usize,
+    sh: usize,
+    pitch: usize,
+    dst: &mut [u8],
+    dst_w: usize,
+    offset: (usize, usize),
+    fit: (usize, usize),
+) {
+    let (fw, fh) = fit;
+    let (ox, oy) = offset;
+    let rx = sw as f32 / fw as f32;
+    let ry = sh as f32 / fh as f32;
+    // Column sample positions are the same for every row: compute once.
+    let cols: Vec<(usize, usize, f32)> = (0..fw)
+        .map(|x| {
+            let fx = ((x as f32 + 0.5) * rx - 0.5).clamp(0.0, (sw - 1) as f32);
+            let x0 = fx as usize;
+            (x0, (x0 + 1).min(sw - 1), fx - x0 as f32)
+        })
+        .collect();
+    for y in 0..fh {
+        let fy = ((y as f32 + 0.5) * ry - 0.5).clamp(0.0, (sh - 1) as f32);
+        let y0 = fy as usize;
+        let y1 = (y0 + 1).min(sh - 1);
+        let wy = fy - y0 as f32;
+        let (r0, r1) = (&src[y0 * pitch..], &src[y1 * pitch..]);
+        let out = &mut dst[((oy + y) * dst_w + ox) * 3..];
+        for (x, &(x0, x1, wx)) in cols.iter().enumerate() {
+            for c in 0..3 {
+                let top = f32::from(r0[x0 * 3 + c]) * (1.0 - wx) + f32::from(r0[x1 * 3 + c]) * wx;
+                let bottom = f32::from(r1[x0 * 3 + c]) * (1.0 - wx) + f32::from(r1[x1 * 3 + c]) * wx;
+                out[x * 3 + c] = (top * (1.0 - wy) + bottom * wy + 0.5) as u8;
+            }
+        }
+    }
+}
+
+/// Normalises an HWC RGB image into the model's layout.
+pub fn to_tensor(hwc: &[u8], w: usize, h: usize, spec: &InputSpec) -> Vec<f32> {
+    let mut out = vec![0f32; w * h * 3];
+    let (scale, mean, std) = (spec.scale, spec.mean, spec.std);
+    let norm = |v: u8, c: usize| (f32::from(v) * scale - mean[c]) / std[c];
+    match spec.layout {
+        Layout::Nhwc => {
+            for (i, v) in hwc.iter().enumerate() {
+                out[i] = norm(*v, i % 3);
+            }
+        }
+        Layout::Nchw => {
+            let plane = w * h;
+            for (p, px) in hwc.chunks_exact(3).enumerate() {
+                for c in 0..3 {
+                    out[c * plane + p] = norm(px[c], c);
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(layout: Layout, resize: Resize, w: u32, h: u32) -> InputSpec {
+        InputSpec { name: None, layout, width: w, height: h, resize, scale: 1.0, mean: [0.0; 3], std: [1.0; 3] }
+    }
+
+    #[test]
+    fn letterbox_fits_and_centres() {
+        assert_eq!(fit(1280, 720, 640, 640, Resize::Letterbox), (640, 360, 0, 140));
+        assert_eq!(fit(720, 1280, 640, 640, Resize::Letterbox), (360, 640, 140, 0));
+        assert_eq!(fit(1280, 720, 300, 300, Resize::Stretch), (300, 300, 0, 0));
+    }
+
+    #[test]
+    fn transform_maps_model_boxes_back_to_source_pixels() {
+        // 1280x720 letterboxed into 640x640: scale 0.5, 140 px of padding on top.
+        let t = Transform { sx: 0.5, sy: 0.5, pad_x: 0.0, pad_y: 140.0 };
+        let r = t.to_source(&Rect { x1: 10.0, y1: 150.0, x2: 20.0, y2: 160.0 });
+        assert_eq!(r, Rect { x1: 20.0, y1: 20.0, x2: 40.0, y2: 40.0 });
+    }
+
+    #[test]
+    fn resize_of_a_constant_image_is_constant_and_keeps_padding() {
+        let src = vec![200u8; 8 * 4 * 3];
+        let mut dst = vec![PAD; 6 * 6 * 3];
+        resize_bilinear(&src, 8, 4, 24, &mut dst, 6, (0, 1), (6, 3));
+        assert!(dst[..18].iter().all(|v| *v == PAD), "top padding row untouched");
+        assert!(dst[18..18 * 4].iter().all(|v| *v == 200));
+        assert!(dst[18 * 4..].iter().all(|v| *v == PAD));
+    }
+
+    #[test]
+    fn resize_preserves_a_horizontal_gradient_direction() {
+        let mut src = Vec::new();
+        for _y in 0..2 {
+            for x in 0..4u8 {
+                src.extend_from_slice(&[x * 60, 0, 0]);
+            }
+        }
+        let mut dst = vec![0u8; 2 * 1 * 3];
+        resize_bilinear(&src, 4, 2, 12, &mut dst, 2, (0, 0), (2, 1));
+        assert!(dst[0] < dst[3], "left darker than right: {dst:?}");
+        assert_eq!((dst[0], dst[3]), (30, 150));
+    }
+
+    #[test]
+    fn layouts_and_normalisation() {
+        let hwc = [10u8, 20, 30, 40, 50, 60]; // 2x1 image
+        let mut s = spec(Layout::Nhwc, Resize::Stretch, 2, 1);
+        assert_eq!(to_tensor(&hwc, 2, 1, &s), vec![10.0, 20.0, 30.0, 40.0, 50.0, 60.0]);
+        s.layout = Layout::Nchw;
+        assert_eq!(to_tensor(&hwc, 2, 1, &s), vec![10.0, 40.0, 20.0, 50.0, 30.0, 60.0]);
+        s.scale = 1.0 / 10.0;
+        s.mean = [1.0, 0.0, 0.0];
+        s.std = [2.0, 1.0, 1.0];
+        assert_eq!(to_tensor(&hwc, 2, 1, &s)[..2], [0.0, 1.5]);
+    }
+
+    #[test]
+    fn decodes_a_real_jpeg_and_rejects_garbage() {
+        let mut img = image::RgbImage::new(640, 480);
+        for (x, _, p) in img.enumerate_pixels_mut() {
+            *p = image::Rgb([if x < 320 { 255 } else { 0 }, 0, 0]);
+        }
+        let mut jpeg = Vec::new();
+        image::DynamicImage::ImageRgb8(img).write_to(&mut std::io::Cursor::new(&mut jpeg), image::ImageFormat::Jpeg).unwrap();
+        let mut p = Preprocessor::new(spec(Layout::Nhwc, Resize::Stretch, 300, 300)).unwrap();
+        let out = p.prepare(&jpeg).unwrap();
+        assert_eq!((out.src_width, out.src_height), (640, 480));
+        assert_eq!(out.tensor.len(), 300 * 300 * 3);
+        assert!(out.tensor[0] > 200.0, "left is red");
+        assert!(out.tensor[(299) * 3] < 50.0, "right is black");
+        assert!((out.transform.sx - 300.0 / 640.0).abs() < 1e-6);
+
+        assert!(matches!(p.prepare(b"not a jpeg"), Err(Error::Jpeg(_))));
+        assert!(matches!(p.prepare(&jpeg[..jpeg.len() / 3]), Err(Error::Jpeg(_))), "truncated JPEG must fail");
+    }
+}

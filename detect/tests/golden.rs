@@ -1,0 +1,67 @@
+//! Golden tests: the real model on real photos, through the same code path as the service (JPEG bytes in,
+//! boxes in source pixels out).
+
+use std::path::PathBuf;
+
+use framewire_detect::Error;
+use framewire_detect::model::{Detector, ModelOptions};
+
+fn cache() -> PathBuf {
+    PathBuf::from(std::env::var("FRAMEWIRE_CACHE").unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../.cache").into()))
+}
+
+fn options() -> ModelOptions {
+    let c = cache();
+    ModelOptions {
+        model: c.join("models/ssdlite_mobilenet_v2_coco.onnx"),
+        spec: None,
+        labels: None,
+        runtime: std::env::var("ORT_DYLIB_PATH").map(PathBuf::from).unwrap_or_else(|_| c.join("onnxruntime/libonnxruntime.so")),
+        threads: 1,
+        conf: 0.5,
+        iou: 0.45,
+        max_detections: 100,
+    }
+}
+
+fn jpeg_of(path: &str) -> Vec<u8> {
+    let img = image::open(cache().join(path)).unwrap_or_else(|e| panic!("{path}: {e} (run `make setup`)"));
+    let mut out = Vec::new();
+    img.to_rgb8().write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Jpeg).unwrap();
+    out
+}
+
+fn iou(a: [f32; 4], b: [f32; 4]) -> f32 {
+    let iw = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
+    let ih = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
+    let inter = iw * ih;
+    inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+}
+
+/// The astronaut's figure in astronaut.png (512x512), measured once from this model's output and checked
+/// by eye: head to the bottom edge, from the left shoulder to the arm on the right.
+pub const ASTRONAUT_PERSON: [f32; 4] = [14.0, 12.0, 385.0, 509.0];
+
+#[test]
+fn astronaut_is_a_person() {
+    let mut d = Detector::load(&options()).unwrap();
+    let mut pre = d.preprocessor().unwrap();
+    let prepared = pre.prepare(&jpeg_of("media/astronaut.png")).unwrap();
+    assert_eq!((prepared.src_width, prepared.src_height), (512, 512));
+    let (boxes, ms) = d.detect(&[&prepared]).unwrap();
+    eprintln!("{:?} in {ms} ms", boxes[0]);
+    let person = boxes[0].iter().find(|b| b.label == "person").expect("a person");
+    assert_eq!(person.class_id, 1);
+    assert!(person.score > 0.6, "{person:?}");
+    let got = [person.x1, person.y1, person.x2, person.y2];
+    assert!(iou(got, ASTRONAUT_PERSON) >= 0.5, "{got:?} vs {ASTRONAUT_PERSON:?}");
+}
+
+#[test]
+fn missing_model_is_a_clear_error() {
+    let mut o = options();
+    o.model = PathBuf::from("/nonexistent/model.onnx");
+    let err = Detector::load(&o).err().expect("must fail");
+    assert!(matches!(err, Error::ModelNotFound(_)), "{err}");
+    assert!(err.to_string().contains("/nonexistent/model.onnx"));
+}

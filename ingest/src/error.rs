@@ -1,0 +1,32 @@
+use std::path::PathBuf;
+
+/// Why ingest could not do its job. Messages name the input and what to check.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("source {0} does not exist")]
+    NotFound(PathBuf),
+    #[error("cannot open {source_uri} as video: {reason}")]
+    Open { source_uri: String, reason: String },
+    #[error("{0} has no video stream")]
+    NoVideo(String),
+    #[error("cannot decode video in {source_uri}: {reason}")]
+    Decoder { source_uri: String, reason: String },
+    #[error("reading {source_uri} failed after {frames} frames: {reason} (the file is damaged or truncated)")]
+    Read { source_uri: String, frames: u64, reason: String },
+    #[error(
+        "{source_uri} ends at {ended_s:.2}s but declares {declared_s:.2}s: the file is truncated ({frames} frames before the cut were published)"
+    )]
+    Truncated { source_uri: String, ended_s: f64, declared_s: f64, frames: u64 },
+    #[error("JPEG encoding failed: {0}")]
+    Jpeg(String),
+    #[error("pixel format conversion failed: {0}")]
+    Scale(String),
+    #[error("{failed} of {total} frames were not acknowledged by Kafka (first error: {first})")]
+    Undelivered { failed: u64, total: u64, first: String },
+    #[error(transparent)]
+    Common(#[from] framewire_common::Error),
+    #[error("Kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

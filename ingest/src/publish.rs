@@ -1,0 +1,141 @@
+//! Publishing frames to Kafka with backpressure: when librdkafka's queue is full the caller waits for
+//! deliveries instead of growing memory, so a slow broker slows the decoder.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use tracing::{error, warn};
+
+use framewire_common::kafka::KafkaArgs;
+use framewire_proto::names;
+
+use crate::metrics::Metrics;
+use crate::{Error, Result};
+
+/// Producer settings framewire relies on; `-X` can still override them.
+pub fn producer_settings(max_message_bytes: usize) -> Vec<(&'static str, String)> {
+    vec![
+        ("acks", "all".into()),
+        // Retries must not reorder or duplicate a camera's frames.
+        ("enable.idempotence", "true".into()),
+        ("linger.ms", "5".into()),
+        ("message.max.bytes", max_message_bytes.to_string()),
+        // A bounded local queue (64 MiB) is what turns a slow broker into backpressure.
+        ("queue.buffering.max.kbytes", "65536".into()),
+        // Fail a frame after a minute instead of librdkafka's default five, so a dead broker is reported.
+        ("message.timeout.ms", "60000".into()),
+    ]
+}
+
+/// A producer plus the deliveries it is waiting for.
+pub struct Publisher {
+    producer: FutureProducer,
+    topic: String,
+    in_flight: FuturesUnordered<DeliveryFuture>,
+    metrics: Metrics,
+    camera: String,
+    /// Frames the broker acknowledged.
+    pub delivered: u64,
+    /// Frames that could not be delivered.
+    pub failed: u64,
+    first_error: Option<String>,
+}
+
+impl Publisher {
+    pub fn new(kafka: &KafkaArgs, topic: &str, camera: &str, max_message_bytes: usize, metrics: Metrics) -> Result<Self> {
+        let settings = producer_settings(max_message_bytes);
+        let base: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let producer: FutureProducer = kafka.config(&base)?.create()?;
+        Ok(Publisher {
+            producer,
+            topic: topic.to_string(),
+            in_flight: FuturesUnordered::new(),
+            metrics,
+            camera: camera.to_string(),
+            delivered: 0,
+            failed: 0,
+            first_error: None,
+        })
+    }
+
+    /// Queues one message; waits (processing deliveries) while librdkafka's queue is full.
+    pub async fn send(&mut self, key: &str, payload: &[u8]) -> Result<()> {
+        let headers = OwnedHeaders::new()
+            .insert(Header { key: names::HEADER_SCHEMA, value: Some(&framewire_proto::SCHEMA_VERSION.to_string()) })
+            .insert(Header { key: names::HEADER_TYPE, value: Some(names::TYPE_FRAME) });
+        let topic = self.topic.clone();
+        let mut record = FutureRecord::to(&topic).key(key).payload(payload).headers(headers);
+        loop {
+            match self.producer.send_result(record) {
+                Ok(delivery) => {
+                    self.in_flight.push(delivery);
+                    return Ok(());
+                }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
+                    record = returned;
+                    self.metrics.backpressure_waits.with_label_values(&[&self.camera]).inc();
+                    tokio::select! {
+                        Some(r) = self.in_flight.next() => self.on_delivery(r),
+                        _ = tokio::time::sleep(Duration::from_millis(10)) => {}
+                    }
+                }
+                Err((e, _)) => {
+                    self.record_failure(format!("{e}"));
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Processes deliveries that are already complete, without waiting.
+    pub fn poll_deliveries(&mut self) {
+        while let Some(Some(r)) = futures::FutureExt::now_or_never(self.in_flight.next()) {
+            self.on_delivery(r);
+        }
+    }
+
+    /// Waits for every queued message to be acknowledged or to fail.
+    pub async fn finish(mut self, timeout: Duration) -> Result<(u64, u64)> {
+        // flush() blocks; the deliveries it completes resolve the futures drained below.
+        let producer = self.producer.clone();
+        let flushed = tokio::task::spawn_blocking(move || producer.flush(timeout)).await;
+        if let Ok(Err(e)) = flushed {
+            warn!(error = %e, "producer flush did not complete");
+        }
+        while let Some(r) = self.in_flight.next().await {
+            self.on_delivery(r);
+        }
+        if self.failed > 0 {
+            return Err(Error::Undelivered {
+                failed: self.failed,
+                total: self.failed + self.delivered,
+                first: self.first_error.unwrap_or_default(),
+            });
+        }
+        Ok((self.delivered, self.failed))
+    }
+
+    fn on_delivery(&mut self, r: <DeliveryFuture as std::future::Future>::Output) {
+        match r {
+            Ok(Ok(_)) => {
+                self.delivered += 1;
+                self.metrics.published.with_label_values(&[&self.camera]).inc();
+            }
+            Ok(Err((e, _))) => self.record_failure(e.to_string()),
+            Err(_) => self.record_failure("producer dropped the delivery report".into()),
+        }
+    }
+
+    fn record_failure(&mut self, reason: String) {
+        self.failed += 1;
+        self.metrics.failed.with_label_values(&[&self.camera]).inc();
+        if self.first_error.is_none() {
+            error!(camera = %self.camera, error = %reason, "frame not delivered");
+            self.first_error = Some(reason);
+        }
+    }
+}

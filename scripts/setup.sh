@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs everything framewire needs on a Debian/Ubuntu machine, idempotently: system packages, the
+# Kafka-protocol broker used locally (tansu), the ONNX Runtime library, the detector model and sample media.
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+APT_PACKAGES=(
+    build-essential pkg-config clang libclang-dev cmake nasm zlib1g-dev
+    libavcodec-dev libavformat-dev libavutil-dev libswscale-dev ffmpeg
+    python3 python3-venv
+)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    log "installing system packages: ${missing[*]}"
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+"$ROOT/scripts/install-broker.sh"
+"$ROOT/scripts/fetch-onnxruntime.sh"
+"$ROOT/models/fetch.sh"
+"$ROOT/scripts/fetch-media.sh"
+log "setup complete"

@@ -1,0 +1,40 @@
+//! `subscribe`: readers of the `Detections` stream.
+//!
+//! # Layout
+//! - [`tail`]: print detections as they arrive (human-readable or JSON lines), with a run summary.
+//! - [`summary`]: counting frames, labels and duplicates for the summary.
+
+pub mod summary;
+pub mod tail;
+
+use framewire_common::kafka::KafkaArgs;
+
+/// Command line of `subscribe`.
+#[derive(Debug, clap::Parser)]
+#[command(name = "subscribe", version, about = "Watch and store framewire detections")]
+pub struct Cli {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Print one line per Detections message.
+    Tail(tail::TailArgs),
+}
+
+/// Errors of the subscribers.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Common(#[from] framewire_common::Error),
+    #[error("Kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("writing output: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,161 @@
+//! `subscribe tail`: one line per `Detections` message.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use rdkafka::Message;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+
+use framewire_common::kafka::KafkaArgs;
+use framewire_proto::json::{DetectionsJson, model_tag};
+use framewire_proto::{Detections, names};
+
+use crate::Result;
+use crate::summary::Summary;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct TailArgs {
+    /// Topic to read.
+    #[arg(long, env = "FRAMEWIRE_DETECTIONS_TOPIC", default_value = names::TOPIC_DETECTIONS)]
+    pub topic: String,
+
+    /// Print exactly one JSON object per line instead of text.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Start at the oldest retained message instead of new ones.
+    #[arg(long)]
+    pub from_beginning: bool,
+
+    /// Exit after this many distinct frames.
+    #[arg(long)]
+    pub count: Option<u64>,
+
+    /// Exit when no message arrived for this long (e.g. 10s).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub idle_exit: Option<Duration>,
+
+    /// Only this camera.
+    #[arg(long)]
+    pub camera: Option<String>,
+
+    /// Print a summary line (frames, cameras, top labels, rate) to stderr at exit.
+    #[arg(long)]
+    pub summary: bool,
+}
+
+/// Consumer settings of a tail: its own throw-away group, nothing committed.
+fn settings(from_beginning: bool) -> Vec<(&'static str, String)> {
+    let group = format!(
+        "framewire-tail-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
+    );
+    vec![
+        ("group.id", group),
+        ("enable.auto.commit", "false".into()),
+        ("auto.offset.reset", if from_beginning { "earliest" } else { "latest" }.into()),
+        ("fetch.wait.max.ms", "10".into()),
+    ]
+}
+
+/// Human-readable form of one message.
+pub fn format_line(d: &Detections) -> String {
+    let mut line = format!(
+        "{} #{} {}x{} {} {:.1}ms",
+        d.camera_id,
+        d.seq,
+        d.width,
+        d.height,
+        model_tag(d),
+        d.inference_ms
+    );
+    if d.boxes.is_empty() {
+        line.push_str("  (nothing)");
+    }
+    for b in &d.boxes {
+        line.push_str(&format!("  {} {:.2} [{:.0},{:.0},{:.0},{:.0}]", b.label, b.score, b.x1, b.y1, b.x2, b.y2));
+    }
+    line
+}
+
+/// Runs the tail until `--count`, `--idle-exit` or `shutdown`. Returns the summary.
+pub async fn run(kafka: &KafkaArgs, args: &TailArgs, shutdown: CancellationToken) -> Result<Summary> {
+    let k = kafka.clone();
+    tokio::task::spawn_blocking(move || k.wait_reachable())
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))??;
+    let s = settings(args.from_beginning);
+    let base: Vec<(&str, &str)> = s.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let consumer: StreamConsumer = kafka.config(&base)?.create()?;
+    consumer.subscribe(&[&args.topic])?;
+
+    let mut summary = Summary::default();
+    let mut out = std::io::stdout().lock();
+    let mut last = Instant::now();
+    loop {
+        let idle_left = args.idle_exit.map(|d| d.saturating_sub(last.elapsed()));
+        let msg = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(idle_left.unwrap_or(Duration::MAX)), if idle_left.is_some() => break,
+            m = consumer.recv() => m,
+        };
+        let m = match msg {
+            Ok(m) => m,
+            Err(e) => {
+                warn!(error = %e, "consumer error");
+                continue;
+            }
+        };
+        last = Instant::now();
+        let d = match framewire_proto::decode_detections(m.payload().unwrap_or_default()) {
+            Ok(d) => d,
+            Err(e) => {
+                summary.undecodable += 1;
+                warn!(partition = m.partition(), offset = m.offset(), error = %e, "skipping message");
+                continue;
+            }
+        };
+        if args.camera.as_ref().is_some_and(|c| *c != d.camera_id) {
+            continue;
+        }
+        summary.add(&d, last);
+        if args.json {
+            serde_json::to_writer(&mut out, &DetectionsJson::from(&d)).map_err(std::io::Error::from)?;
+            out.write_all(b"\n")?;
+        } else {
+            writeln!(out, "{}", format_line(&d))?;
+        }
+        out.flush()?;
+        if args.count.is_some_and(|n| summary.frames() >= n) {
+            break;
+        }
+    }
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use framewire_proto::DetectionBox;
+
+    #[test]
+    fn human_line_lists_boxes() {
+        let d = Detections {
+            camera_id: "gate".into(),
+            seq: 9,
+            width: 640,
+            height: 272,
+            model_name: "ssd".into(),
+            model_version: "abc".into(),
+            inference_ms: 21.04,
+            boxes: vec![DetectionBox { class_id: 1, label: "person".into(), score: 0.912, x1: 1.2, y1: 2.0, x2: 30.0, y2: 40.6 }],
+            ..Default::default()
+        };
+        assert_eq!(format_line(&d), "gate #9 640x272 ssd@abc 21.0ms  person 0.91 [1,2,30,41]");
+        let empty = Detections { camera_id: "gate".into(), ..Default::default() };
+        assert!(format_line(&empty).ends_with("(nothing)"));
+    }
+}
