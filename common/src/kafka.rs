@@ -50,7 +50,11 @@ impl KafkaArgs {
         let result = producer.client().fetch_metadata(None, self.connect_timeout);
         match result {
             Ok(md) if !md.brokers().is_empty() => {
-                debug!(brokers = md.brokers().len(), elapsed_ms = start.elapsed().as_millis() as u64, "kafka reachable");
+                debug!(
+                    brokers = md.brokers().len(),
+                    elapsed_ms = start.elapsed().as_millis() as u64,
+                    "kafka reachable"
+                );
                 Ok(())
             }
             Ok(_) => Err(Error::Unreachable {
@@ -58,15 +62,21 @@ impl KafkaArgs {
                 waited: self.connect_timeout,
                 reason: "metadata lists no brokers".into(),
             }),
-            Err(e) => Err(Error::Unreachable { brokers: self.brokers.clone(), waited: self.connect_timeout, reason: e.to_string() }),
+            Err(e) => Err(Error::Unreachable {
+                brokers: self.brokers.clone(),
+                waited: self.connect_timeout,
+                reason: e.to_string(),
+            }),
         }
     }
 
     /// Creates each topic that does not exist yet. Existing topics are left as they are.
     pub async fn ensure_topics(&self, topics: &[(&str, i32)], replication: i32) -> Result<()> {
         let admin: AdminClient<DefaultClientContext> = self.config(&[])?.create()?;
-        let new: Vec<NewTopic<'_>> =
-            topics.iter().map(|(name, parts)| NewTopic::new(name, *parts, TopicReplication::Fixed(replication))).collect();
+        let new: Vec<NewTopic<'_>> = topics
+            .iter()
+            .map(|(name, parts)| NewTopic::new(name, *parts, TopicReplication::Fixed(replication)))
+            .collect();
         let opts = AdminOptions::new().operation_timeout(Some(self.connect_timeout));
         for result in admin.create_topics(new.iter(), &opts).await? {
             match result {
@@ -113,8 +123,11 @@ mod tests {
     #[test]
     fn unreachable_broker_fails_within_the_bound() {
         // Port 9 (discard) on loopback has no Kafka: the wait must end with a clear error, not hang.
-        let args =
-            KafkaArgs { brokers: "127.0.0.1:9".into(), overrides: vec![], connect_timeout: Duration::from_millis(1500) };
+        let args = KafkaArgs {
+            brokers: "127.0.0.1:9".into(),
+            overrides: vec![],
+            connect_timeout: Duration::from_millis(1500),
+        };
         let start = Instant::now();
         let err = args.wait_reachable().unwrap_err();
         assert!(start.elapsed() < Duration::from_secs(10), "took {:?}", start.elapsed());

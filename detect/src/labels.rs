@@ -24,7 +24,8 @@ impl Labels {
     }
 
     pub fn load(path: &Path, first_id: u32) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Labels { path: path.into(), reason: e.to_string() })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| Error::Labels { path: path.into(), reason: e.to_string() })?;
         let labels = Self::parse(&text, first_id);
         if labels.names.is_empty() {
             return Err(Error::Labels { path: path.into(), reason: "file has no labels".into() });

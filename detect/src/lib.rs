@@ -55,7 +55,11 @@ use preprocess::Prepared;
 
 /// Command-line configuration of `detect`.
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "detect", version, about = "Run an ONNX object detector on Kafka frames, as one member of a consumer group")]
+#[command(
+    name = "detect",
+    version,
+    about = "Run an ONNX object detector on Kafka frames, as one member of a consumer group"
+)]
 pub struct Config {
     #[command(flatten)]
     pub kafka: KafkaArgs,
@@ -201,7 +205,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<Summary>
     config
         .kafka
         .ensure_topics(
-            &[(&config.input_topic, config.partitions), (&config.output_topic, config.partitions), (&dlq, config.partitions)],
+            &[
+                (&config.input_topic, config.partitions),
+                (&config.output_topic, config.partitions),
+                (&dlq, config.partitions),
+            ],
             config.replication,
         )
         .await?;
@@ -215,7 +223,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<Summary>
     consumer.subscribe(&[&config.input_topic])?;
     let producer: FutureProducer = config
         .kafka
-        .config(&[("acks", "all"), ("enable.idempotence", "true"), ("linger.ms", "5"), ("message.timeout.ms", "60000")])?
+        .config(&[
+            ("acks", "all"),
+            ("enable.idempotence", "true"),
+            ("linger.ms", "5"),
+            ("message.timeout.ms", "60000"),
+        ])?
         .create()?;
     info!(group = %config.group, input = %config.input_topic, output = %config.output_topic, dlq = %dlq,
         model = %detector.name, version = %detector.version, "detect started");
@@ -433,7 +446,8 @@ fn inference_stage(
             }
             Err(e) => {
                 for j in batch {
-                    let reason = format!("camera {} seq {}: {e} (after {attempt} attempts)", j.frame.camera_id, j.frame.seq);
+                    let reason =
+                        format!("camera {} seq {}: {e} (after {attempt} attempts)", j.frame.camera_id, j.frame.seq);
                     if out.blocking_send(Outcome::Dead { job: j.job, reason, kind: "inference" }).is_err() {
                         return;
                     }
@@ -521,7 +535,13 @@ enum Delivered {
 
 /// Produces `msg` until the broker acknowledges it. Giving up would lose the frame (its offset could never
 /// be stored), so a failing broker stalls this partition instead, with a warning per attempt.
-async fn deliver(producer: FutureProducer, msg: OutMsg, ticket: Ticket, what: Delivered, metrics: metrics::Metrics) -> (Ticket, Delivered) {
+async fn deliver(
+    producer: FutureProducer,
+    msg: OutMsg,
+    ticket: Ticket,
+    what: Delivered,
+    metrics: metrics::Metrics,
+) -> (Ticket, Delivered) {
     let mut backoff = Duration::from_millis(100);
     loop {
         let mut record = FutureRecord::to(&msg.topic).payload(&msg.payload).headers(msg.headers.clone());
@@ -542,11 +562,11 @@ async fn deliver(producer: FutureProducer, msg: OutMsg, ticket: Ticket, what: De
 
 fn store_offset(consumer: &impl Consumer<consumer::GroupContext>, topic: &str, partition: i32, next: i64) {
     let mut tpl = TopicPartitionList::new();
-    if tpl.add_partition_offset(topic, partition, Offset::Offset(next)).is_ok() {
-        if let Err(e) = consumer.store_offsets(&tpl) {
-            // Happens when the partition was just revoked: the new owner re-processes from the last commit.
-            debug!(partition, offset = next, error = %e, "offset not stored");
-        }
+    if tpl.add_partition_offset(topic, partition, Offset::Offset(next)).is_ok()
+        && let Err(e) = consumer.store_offsets(&tpl)
+    {
+        // Happens when the partition was just revoked: the new owner re-processes from the last commit.
+        debug!(partition, offset = next, error = %e, "offset not stored");
     }
 }
 

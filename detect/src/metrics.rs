@@ -27,11 +27,19 @@ impl Metrics {
             register(&r, IntCounterVec::new(Opts::new(name, help), &[label]).unwrap_or_else(|e| panic!("{name}: {e}")))
         };
         let hist = |name: &str, help: &str, buckets: Vec<f64>| {
-            register(&r, Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets)).unwrap_or_else(|e| panic!("{name}: {e}")))
+            register(
+                &r,
+                Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
+                    .unwrap_or_else(|e| panic!("{name}: {e}")),
+            )
         };
         Metrics {
             frames: vec("framewire_detect_frames_total", "Frames whose Detections were delivered", "camera"),
-            dead_letters: vec("framewire_detect_dead_letters_total", "Messages sent to the dead-letter topic", "reason"),
+            dead_letters: vec(
+                "framewire_detect_dead_letters_total",
+                "Messages sent to the dead-letter topic",
+                "reason",
+            ),
             boxes: vec("framewire_detect_boxes_total", "Boxes detected", "label"),
             inference_seconds: hist(
                 "framewire_detect_inference_seconds",
@@ -43,7 +51,11 @@ impl Metrics {
                 "Capture to detection time",
                 vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0],
             ),
-            in_flight: register(&r, IntGauge::new("framewire_detect_in_flight", "Frames consumed but not yet committed").unwrap_or_else(|e| panic!("{e}"))),
+            in_flight: register(
+                &r,
+                IntGauge::new("framewire_detect_in_flight", "Frames consumed but not yet committed")
+                    .unwrap_or_else(|e| panic!("{e}")),
+            ),
             delivery_retries: register(
                 &r,
                 IntCounter::new("framewire_detect_delivery_retries_total", "Result deliveries retried after a failure")

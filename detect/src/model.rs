@@ -74,7 +74,8 @@ impl Detector {
         if !opts.model.exists() {
             return Err(Error::ModelNotFound(opts.model.clone()));
         }
-        let bytes = std::fs::read(&opts.model).map_err(|e| Error::ModelLoad { path: opts.model.clone(), reason: e.to_string() })?;
+        let bytes = std::fs::read(&opts.model)
+            .map_err(|e| Error::ModelLoad { path: opts.model.clone(), reason: e.to_string() })?;
         let version = hex12(&Sha256::digest(&bytes));
         let load_err = |e: ort::Error| Error::ModelLoad { path: opts.model.clone(), reason: e.to_string() };
         let session = Session::builder(env)
@@ -97,9 +98,11 @@ impl Detector {
         };
         let input_name = match &spec.input.name {
             Some(n) => n.clone(),
-            None => session.inputs().first().map(|i| i.name().to_string()).ok_or_else(|| {
-                Error::OutputMismatch(format!("model {} has no inputs", opts.model.display()))
-            })?,
+            None => session
+                .inputs()
+                .first()
+                .map(|i| i.name().to_string())
+                .ok_or_else(|| Error::OutputMismatch(format!("model {} has no inputs", opts.model.display())))?,
         };
         let input = session.inputs().iter().find(|i| i.name() == input_name).ok_or_else(|| {
             Error::OutputMismatch(format!(
@@ -230,7 +233,8 @@ fn infer_spec(session: &Session, model: &Path) -> Result<ModelSpec> {
         _ => None,
     };
     let help = format!("add a metadata file {} (see models/README.md)", model.with_extension("toml").display());
-    let input = session.inputs().first().ok_or_else(|| Error::OutputMismatch(format!("model has no inputs; {help}")))?;
+    let input =
+        session.inputs().first().ok_or_else(|| Error::OutputMismatch(format!("model has no inputs; {help}")))?;
     let ishape = shape_of(input.dtype()).unwrap_or_default();
     let (layout, h, w) = match ishape.as_slice() {
         [_, 3, h, w] if *h > 0 && *w > 0 => (Layout::Nchw, *h, *w),
@@ -241,8 +245,12 @@ fn infer_spec(session: &Session, model: &Path) -> Result<ModelSpec> {
         session.outputs().iter().filter_map(|o| shape_of(o.dtype()).map(|s| (o.name().to_string(), s))).collect();
     let is_boxes = |s: &[i64]| s.last() == Some(&4) && (s.len() == 3 || (s.len() == 4 && s[2] == 1));
     let decoder = match outs.as_slice() {
-        [(a, sa), (b, sb)] if is_boxes(sb) && sa.len() == 3 => DecoderSpec::Ssd { scores: a.clone(), boxes: b.clone(), class_offset: 0 },
-        [(a, sa), (b, sb)] if is_boxes(sa) && sb.len() == 3 => DecoderSpec::Ssd { scores: b.clone(), boxes: a.clone(), class_offset: 0 },
+        [(a, sa), (b, sb)] if is_boxes(sb) && sa.len() == 3 => {
+            DecoderSpec::Ssd { scores: a.clone(), boxes: b.clone(), class_offset: 0 }
+        }
+        [(a, sa), (b, sb)] if is_boxes(sa) && sb.len() == 3 => {
+            DecoderSpec::Ssd { scores: b.clone(), boxes: a.clone(), class_offset: 0 }
+        }
         _ => {
             let shapes: Vec<_> = outs.iter().map(|(n, s)| format!("{n} {s:?}")).collect();
             return Err(Error::OutputMismatch(format!("cannot tell the decoder for outputs {shapes:?}; {help}")));

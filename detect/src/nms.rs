@@ -24,7 +24,12 @@ impl Rect {
 
     /// Clips to `[0, w] x [0, h]`.
     pub fn clip(&self, w: f32, h: f32) -> Rect {
-        Rect { x1: self.x1.clamp(0.0, w), y1: self.y1.clamp(0.0, h), x2: self.x2.clamp(0.0, w), y2: self.y2.clamp(0.0, h) }
+        Rect {
+            x1: self.x1.clamp(0.0, w),
+            y1: self.y1.clamp(0.0, h),
+            x2: self.x2.clamp(0.0, w),
+            y2: self.y2.clamp(0.0, h),
+        }
     }
 }
 
@@ -80,11 +85,8 @@ mod tests {
 
     #[test]
     fn all_overlapping_keeps_only_the_best() {
-        let boxes = vec![
-            c(1, 0.6, 0.0, 0.0, 10.0, 10.0),
-            c(1, 0.9, 1.0, 1.0, 11.0, 11.0),
-            c(1, 0.7, 0.5, 0.5, 10.5, 10.5),
-        ];
+        let boxes =
+            vec![c(1, 0.6, 0.0, 0.0, 10.0, 10.0), c(1, 0.9, 1.0, 1.0, 11.0, 11.0), c(1, 0.7, 0.5, 0.5, 10.5, 10.5)];
         let kept = nms(boxes, 0.45, 100);
         assert_eq!(kept.len(), 1);
         assert_eq!(kept[0].score, 0.9);
@@ -98,7 +100,8 @@ mod tests {
 
     #[test]
     fn separate_boxes_all_survive_in_score_order_up_to_the_cap() {
-        let boxes = (0..5).map(|i| c(1, 0.5 + i as f32 * 0.1, i as f32 * 20.0, 0.0, i as f32 * 20.0 + 10.0, 10.0)).collect();
+        let boxes =
+            (0..5).map(|i| c(1, 0.5 + i as f32 * 0.1, i as f32 * 20.0, 0.0, i as f32 * 20.0 + 10.0, 10.0)).collect();
         let kept = nms(boxes, 0.45, 3);
         assert_eq!(kept.iter().map(|k| (k.score * 10.0).round() as i32).collect::<Vec<_>>(), vec![9, 8, 7]);
     }

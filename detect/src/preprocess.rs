@@ -68,13 +68,20 @@ impl Preprocessor {
         let (w, h) = (factor.scale(sw), factor.scale(sh));
         let pitch = w * 3;
         self.rgb.resize(pitch * h, 0);
-        let image = turbojpeg::Image { pixels: &mut self.rgb[..], width: w, pitch, height: h, format: turbojpeg::PixelFormat::RGB };
+        let image = turbojpeg::Image {
+            pixels: &mut self.rgb[..],
+            width: w,
+            pitch,
+            height: h,
+            format: turbojpeg::PixelFormat::RGB,
+        };
         self.decompressor.decompress(jpeg, image).map_err(|e| Error::Jpeg(e.to_string()))?;
 
         let (fit_w, fit_h, pad_x, pad_y) = fit(w, h, dw, dh, self.spec.resize);
         self.resized.clear();
         self.resized.resize(dw * dh * 3, PAD);
-        resize_bilinear(&self.rgb, w, h, pitch, &mut self.resized, dw, (pad_x, pad_y), (fit_w, fit_h));
+        let src = RgbView { pixels: &self.rgb, width: w, height: h, pitch };
+        resize_bilinear(src, &mut self.resized, dw, (pad_x, pad_y), (fit_w, fit_h));
         let tensor = to_tensor(&self.resized, dw, dh, &self.spec);
         // Scale relative to the full-size source, not the DCT-scaled image.
         let transform = Transform {
@@ -100,18 +107,19 @@ pub fn fit(sw: usize, sh: usize, dw: usize, dh: usize, mode: Resize) -> (usize, 
     }
 }
 
+/// A borrowed packed RGB image; rows are `pitch` bytes apart.
+#[derive(Debug, Clone, Copy)]
+pub struct RgbView<'a> {
+    pub pixels: &'a [u8],
+    pub width: usize,
+    pub height: usize,
+    pub pitch: usize,
+}
+
 /// Bilinear resize (half-pixel centres, as OpenCV's INTER_LINEAR) of an RGB image into the `fit` rectangle
 /// at `offset` of an RGB destination `dst_w` pixels wide.
-pub fn resize_bilinear(
-    src: &[u8],
-    sw: usize,
-    sh: usize,
-    pitch: usize,
-    dst: &mut [u8],
-    dst_w: usize,
-    offset: (usize, usize),
-    fit: (usize, usize),
-) {
+pub fn resize_bilinear(src: RgbView<'_>, dst: &mut [u8], dst_w: usize, offset: (usize, usize), fit: (usize, usize)) {
+    let RgbView { pixels: src, width: sw, height: sh, pitch } = src;
     let (fw, fh) = fit;
     let (ox, oy) = offset;
     let rx = sw as f32 / fw as f32;
@@ -191,7 +199,7 @@ mod tests {
     fn resize_of_a_constant_image_is_constant_and_keeps_padding() {
         let src = vec![200u8; 8 * 4 * 3];
         let mut dst = vec![PAD; 6 * 6 * 3];
-        resize_bilinear(&src, 8, 4, 24, &mut dst, 6, (0, 1), (6, 3));
+        resize_bilinear(RgbView { pixels: &src, width: 8, height: 4, pitch: 24 }, &mut dst, 6, (0, 1), (6, 3));
         assert!(dst[..18].iter().all(|v| *v == PAD), "top padding row untouched");
         assert!(dst[18..18 * 4].iter().all(|v| *v == 200));
         assert!(dst[18 * 4..].iter().all(|v| *v == PAD));
@@ -205,8 +213,8 @@ mod tests {
                 src.extend_from_slice(&[x * 60, 0, 0]);
             }
         }
-        let mut dst = vec![0u8; 2 * 1 * 3];
-        resize_bilinear(&src, 4, 2, 12, &mut dst, 2, (0, 0), (2, 1));
+        let mut dst = vec![0u8; 2 * 3];
+        resize_bilinear(RgbView { pixels: &src, width: 4, height: 2, pitch: 12 }, &mut dst, 2, (0, 0), (2, 1));
         assert!(dst[0] < dst[3], "left darker than right: {dst:?}");
         assert_eq!((dst[0], dst[3]), (30, 150));
     }
@@ -231,7 +239,9 @@ mod tests {
             *p = image::Rgb([if x < 320 { 255 } else { 0 }, 0, 0]);
         }
         let mut jpeg = Vec::new();
-        image::DynamicImage::ImageRgb8(img).write_to(&mut std::io::Cursor::new(&mut jpeg), image::ImageFormat::Jpeg).unwrap();
+        image::DynamicImage::ImageRgb8(img)
+            .write_to(&mut std::io::Cursor::new(&mut jpeg), image::ImageFormat::Jpeg)
+            .unwrap();
         let mut p = Preprocessor::new(spec(Layout::Nhwc, Resize::Stretch, 300, 300)).unwrap();
         let out = p.prepare(&jpeg).unwrap();
         assert_eq!((out.src_width, out.src_height), (640, 480));

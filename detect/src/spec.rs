@@ -91,7 +91,8 @@ fn one_u32() -> u32 {
 
 impl ModelSpec {
     pub fn parse(text: &str, path: &Path) -> Result<Self> {
-        let mut spec: ModelSpec = toml::from_str(text).map_err(|e| Error::Spec { path: path.into(), reason: e.to_string() })?;
+        let mut spec: ModelSpec =
+            toml::from_str(text).map_err(|e| Error::Spec { path: path.into(), reason: e.to_string() })?;
         if spec.input.width == 0 || spec.input.height == 0 {
             return Err(Error::Spec { path: path.into(), reason: "input width and height must be positive".into() });
         }
@@ -102,7 +103,8 @@ impl ModelSpec {
     }
 
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Spec { path: path.into(), reason: e.to_string() })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| Error::Spec { path: path.into(), reason: e.to_string() })?;
         Self::parse(&text, path)
     }
 

@@ -1,5 +1,6 @@
 //! Golden tests: the real model on real photos, through the same code path as the service (JPEG bytes in,
 //! boxes in source pixels out).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
 
@@ -7,7 +8,9 @@ use framewire_detect::Error;
 use framewire_detect::model::{Detector, ModelOptions};
 
 fn cache() -> PathBuf {
-    PathBuf::from(std::env::var("FRAMEWIRE_CACHE").unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../.cache").into()))
+    PathBuf::from(
+        std::env::var("FRAMEWIRE_CACHE").unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../.cache").into()),
+    )
 }
 
 fn options() -> ModelOptions {
@@ -16,7 +19,9 @@ fn options() -> ModelOptions {
         model: c.join("models/ssdlite_mobilenet_v2_coco.onnx"),
         spec: None,
         labels: None,
-        runtime: std::env::var("ORT_DYLIB_PATH").map(PathBuf::from).unwrap_or_else(|_| c.join("onnxruntime/libonnxruntime.so")),
+        runtime: std::env::var("ORT_DYLIB_PATH")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| c.join("onnxruntime/libonnxruntime.so")),
         threads: 1,
         conf: 0.5,
         iou: 0.45,

@@ -3,10 +3,10 @@
 
 use std::path::Path;
 
-use ffmpeg_next as ffmpeg;
 use ffmpeg::format::context::Input;
 use ffmpeg::frame::Video as VideoFrame;
 use ffmpeg::media::Type;
+use ffmpeg_next as ffmpeg;
 use tracing::{debug, warn};
 
 use crate::{Error, Result};
@@ -103,7 +103,8 @@ impl VideoSource {
             .map_err(|e| Error::Decoder { source_uri: uri.clone(), reason: e.to_string() })?;
         // Frame threading: decoding is the costliest part of ingest, and FFmpeg parallelises it well.
         ctx.set_threading(ffmpeg::codec::threading::Config::kind(ffmpeg::codec::threading::Type::Frame));
-        let decoder = ctx.decoder().video().map_err(|e| Error::Decoder { source_uri: uri.clone(), reason: e.to_string() })?;
+        let decoder =
+            ctx.decoder().video().map_err(|e| Error::Decoder { source_uri: uri.clone(), reason: e.to_string() })?;
         let container_us = input.duration();
         let stream_us = if stream.duration() > 0 { Some(rescale_us(stream.duration(), time_base)) } else { None };
         let duration_us = if container_us > 0 { Some(container_us) } else { stream_us };
@@ -120,7 +121,16 @@ impl VideoSource {
         }
         debug!(?info, "source opened");
         let frame_interval_us = fps.map_or(40_000, |f| (1_000_000.0 / f) as i64);
-        Ok(VideoSource { input, decoder, stream_index, time_base, start_pts, frame_interval_us, info, stats: Default::default() })
+        Ok(VideoSource {
+            input,
+            decoder,
+            stream_index,
+            time_base,
+            start_pts,
+            frame_interval_us,
+            info,
+            stats: Default::default(),
+        })
     }
 
     /// Decodes every frame, calling `on_frame(frame, stream_time_us)`; returning `false` stops early.
@@ -161,7 +171,11 @@ impl VideoSource {
         Ok(End::Eof)
     }
 
-    fn drain(&mut self, frame: &mut VideoFrame, on_frame: &mut impl FnMut(&VideoFrame, i64) -> Result<bool>) -> Result<bool> {
+    fn drain(
+        &mut self,
+        frame: &mut VideoFrame,
+        on_frame: &mut impl FnMut(&VideoFrame, i64) -> Result<bool>,
+    ) -> Result<bool> {
         while self.decoder.receive_frame(frame).is_ok() {
             let t_us = self.stream_time_us(frame);
             self.stats.frames += 1;

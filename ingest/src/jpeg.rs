@@ -36,7 +36,8 @@ impl JpegEncoder {
             None => true,
         };
         if stale {
-            let s = Scaler::get(fmt, w, h, Pixel::YUVJ420P, w, h, Flags::BILINEAR).map_err(|e| Error::Scale(e.to_string()))?;
+            let s = Scaler::get(fmt, w, h, Pixel::YUVJ420P, w, h, Flags::BILINEAR)
+                .map_err(|e| Error::Scale(e.to_string()))?;
             self.scaler = Some((s, VideoFrame::empty()));
         }
         let Some((scaler, out)) = self.scaler.as_mut() else { unreachable!("scaler was just set") };

@@ -153,7 +153,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<Summary>
         Ok(d) => *d,
         Err(_) => 0,
     };
-    let summary = Summary { camera: camera.clone(), decoded: decoded.as_ref().map_or(0, |d| d.0), published, elapsed: start.elapsed() };
+    let summary = Summary {
+        camera: camera.clone(),
+        decoded: decoded.as_ref().map_or(0, |d| d.0),
+        published,
+        elapsed: start.elapsed(),
+    };
     let delivered = delivered?;
     match decoded {
         Ok(_) => Ok(Summary { published: delivered, ..summary }),

@@ -38,7 +38,11 @@ impl Metrics {
             sampled: counter(&registry, "framewire_ingest_frames_sampled_total", "Frames kept by --fps sampling"),
             published: counter(&registry, "framewire_ingest_frames_published_total", "Frames acknowledged by Kafka"),
             failed: counter(&registry, "framewire_ingest_frames_failed_total", "Frames Kafka did not acknowledge"),
-            bad_packets: counter(&registry, "framewire_ingest_bad_packets_total", "Damaged packets skipped by the decoder"),
+            bad_packets: counter(
+                &registry,
+                "framewire_ingest_bad_packets_total",
+                "Damaged packets skipped by the decoder",
+            ),
             backpressure_waits: counter(
                 &registry,
                 "framewire_ingest_backpressure_waits_total",

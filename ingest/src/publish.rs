@@ -46,7 +46,13 @@ pub struct Publisher {
 }
 
 impl Publisher {
-    pub fn new(kafka: &KafkaArgs, topic: &str, camera: &str, max_message_bytes: usize, metrics: Metrics) -> Result<Self> {
+    pub fn new(
+        kafka: &KafkaArgs,
+        topic: &str,
+        camera: &str,
+        max_message_bytes: usize,
+        metrics: Metrics,
+    ) -> Result<Self> {
         let settings = producer_settings(max_message_bytes);
         let base: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let producer: FutureProducer = kafka.config(&base)?.create()?;

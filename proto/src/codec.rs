@@ -89,7 +89,15 @@ mod tests {
             schema_version: SCHEMA_VERSION,
             camera_id: "cam-1".into(),
             seq: 7,
-            boxes: vec![DetectionBox { class_id: 1, label: "person".into(), score: 0.9, x1: 1.0, y1: 2.0, x2: 3.0, y2: 4.0 }],
+            boxes: vec![DetectionBox {
+                class_id: 1,
+                label: "person".into(),
+                score: 0.9,
+                x1: 1.0,
+                y1: 2.0,
+                x2: 3.0,
+                y2: 4.0,
+            }],
             model_version: "abcdef012345".into(),
             ..Default::default()
         };

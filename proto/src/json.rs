@@ -40,7 +40,12 @@ impl<'a> From<&'a Detections> for DetectionsJson<'a> {
             detections: d
                 .boxes
                 .iter()
-                .map(|b| BoxJson { label: &b.label, class_id: b.class_id, score: b.score, bbox: [b.x1, b.y1, b.x2, b.y2] })
+                .map(|b| BoxJson {
+                    label: &b.label,
+                    class_id: b.class_id,
+                    score: b.score,
+                    bbox: [b.x1, b.y1, b.x2, b.y2],
+                })
                 .collect(),
         }
     }
@@ -68,7 +73,15 @@ mod tests {
             model_name: "ssd".into(),
             model_version: "0123456789ab".into(),
             inference_ms: 12.5,
-            boxes: vec![DetectionBox { class_id: 1, label: "person".into(), score: 0.5, x1: 1.0, y1: 2.0, x2: 30.0, y2: 40.0 }],
+            boxes: vec![DetectionBox {
+                class_id: 1,
+                label: "person".into(),
+                score: 0.5,
+                x1: 1.0,
+                y1: 2.0,
+                x2: 30.0,
+                y2: 40.0,
+            }],
             ..Default::default()
         };
         let v = serde_json::to_value(DetectionsJson::from(&d)).unwrap();

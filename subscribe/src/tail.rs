@@ -63,15 +63,8 @@ fn settings(from_beginning: bool) -> Vec<(&'static str, String)> {
 
 /// Human-readable form of one message.
 pub fn format_line(d: &Detections) -> String {
-    let mut line = format!(
-        "{} #{} {}x{} {} {:.1}ms",
-        d.camera_id,
-        d.seq,
-        d.width,
-        d.height,
-        model_tag(d),
-        d.inference_ms
-    );
+    let mut line =
+        format!("{} #{} {}x{} {} {:.1}ms", d.camera_id, d.seq, d.width, d.height, model_tag(d), d.inference_ms);
     if d.boxes.is_empty() {
         line.push_str("  (nothing)");
     }
@@ -151,7 +144,15 @@ mod tests {
             model_name: "ssd".into(),
             model_version: "abc".into(),
             inference_ms: 21.04,
-            boxes: vec![DetectionBox { class_id: 1, label: "person".into(), score: 0.912, x1: 1.2, y1: 2.0, x2: 30.0, y2: 40.6 }],
+            boxes: vec![DetectionBox {
+                class_id: 1,
+                label: "person".into(),
+                score: 0.912,
+                x1: 1.2,
+                y1: 2.0,
+                x2: 30.0,
+                y2: 40.6,
+            }],
             ..Default::default()
         };
         assert_eq!(format_line(&d), "gate #9 640x272 ssd@abc 21.0ms  person 0.91 [1,2,30,41]");

@@ -1,0 +1,17 @@
+# framewire: the two set-up commands are `make demo` and `make test`. Both install what is missing first.
+.PHONY: demo test setup broker broker-stop clean-cache
+
+demo:
+	scripts/demo.sh
+
+test:
+	scripts/test.sh
+
+setup:
+	scripts/setup.sh
+
+broker:
+	scripts/broker.sh start 9092
+
+broker-stop:
+	scripts/broker.sh stop

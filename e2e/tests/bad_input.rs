@@ -1,0 +1,185 @@
+//! Bad input gets a clear message, a non-zero exit, and loses nothing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use rdkafka::ClientConfig;
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+#[test]
+fn missing_file_and_non_video_fail_before_touching_kafka() {
+    // No broker at all: the source error must come first, and fast.
+    let no_broker = |args: &[&str]| {
+        std::process::Command::new(bin("ingest"))
+            .args(args)
+            .env("FRAMEWIRE_BROKERS", "127.0.0.1:1")
+            .env("FRAMEWIRE_METRICS_LISTEN", "off")
+            .output()
+            .unwrap()
+    };
+    let out = no_broker(&["/nonexistent/clip.mp4"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("source /nonexistent/clip.mp4 does not exist"), "{}", stderr(&out));
+
+    let dir = tempfile::tempdir().unwrap();
+    let text = dir.path().join("notes.mp4");
+    std::fs::write(&text, "this is not a video\n").unwrap();
+    let out = no_broker(&[text.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("cannot open") && stderr(&out).contains("notes.mp4"), "{}", stderr(&out));
+}
+
+#[test]
+fn unreachable_broker_is_a_bounded_wait_and_a_clear_error() {
+    let started = Instant::now();
+    let out = std::process::Command::new(bin("ingest"))
+        .args(["--connect-timeout", "2s"])
+        .arg(media("bikes.mp4"))
+        .env("FRAMEWIRE_BROKERS", "127.0.0.1:9")
+        .env("FRAMEWIRE_METRICS_LISTEN", "off")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(started.elapsed() < Duration::from_secs(20), "waited {:?}", started.elapsed());
+    assert!(stderr(&out).contains("cannot reach Kafka at 127.0.0.1:9"), "{}", stderr(&out));
+}
+
+#[test]
+fn truncated_video_publishes_frames_before_the_cut_then_fails() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    // Index at the front (faststart), so the first half stays decodable when the file is cut.
+    let whole = dir.path().join("whole.mp4");
+    let st = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-i"])
+        .arg(media("bikes.mp4"))
+        .args(["-c", "copy", "-movflags", "+faststart"])
+        .arg(&whole)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let bytes = std::fs::read(&whole).unwrap();
+    let cut = dir.path().join("cut.mp4");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+
+    let topic = unique("frames");
+    let out = broker.ingest(&["--camera", "cut", "--topic", &topic, cut.to_str().unwrap()]);
+    assert!(!out.status.success(), "a truncated file must not exit 0");
+    let err = stderr(&out);
+    assert!(err.contains("truncated"), "{err}");
+    let published: usize = err
+        .split("the file is truncated (")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no frame count in {err}"));
+    assert!(published > 50 && published < 250, "{published} frames before the cut");
+    let msgs = broker.read(&topic, published + 1, Duration::from_secs(15));
+    assert_eq!(msgs.len(), published, "every frame before the cut is on the topic");
+}
+
+#[test]
+fn detect_rejects_a_missing_model_and_a_model_whose_outputs_do_not_fit() {
+    let out = std::process::Command::new(bin("detect"))
+        .args(["--model", "/nonexistent/model.onnx"])
+        .env("FRAMEWIRE_METRICS_LISTEN", "off")
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("model file /nonexistent/model.onnx does not exist"), "{}", stderr(&out));
+
+    // The real model with a decoder description that swaps its outputs.
+    let dir = tempfile::tempdir().unwrap();
+    let spec = std::fs::read_to_string(root().join("models/ssdlite_mobilenet_v2_coco.toml"))
+        .unwrap()
+        .replace("scores = \"Postprocessor/Slice:0\"", "scores = \"SWAP\"")
+        .replace("boxes = \"Postprocessor/ExpandDims_1:0\"", "boxes = \"Postprocessor/Slice:0\"")
+        .replace("scores = \"SWAP\"", "scores = \"Postprocessor/ExpandDims_1:0\"")
+        .replace("labels = \"", &format!("labels = \"{}/models/", root().display()));
+    let spec_path = dir.path().join("swapped.toml");
+    std::fs::write(&spec_path, spec).unwrap();
+    let out = std::process::Command::new(bin("detect"))
+        .args(["--model", model().to_str().unwrap(), "--model-config", spec_path.to_str().unwrap()])
+        .env("FRAMEWIRE_METRICS_LISTEN", "off")
+        .env("FRAMEWIRE_BROKERS", "127.0.0.1:9")
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("SSD decoder expects"), "{err}");
+}
+
+#[test]
+fn bad_messages_go_to_the_dead_letter_topic_and_good_frames_still_flow() {
+    let broker = Broker::start();
+    let (input, output) = (unique("frames"), unique("detections"));
+    let dlq = format!("{input}.dlq");
+    let _detect = broker.detect(&input, &output, &unique("group"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("a.mp4");
+    still_clip(&media("astronaut.png"), 1, 2, &clip);
+    let good = broker.ingest(&["--camera", "a", "--topic", &input, clip.to_str().unwrap()]);
+    assert!(good.status.success(), "{}", stderr(&good));
+
+    // A valid Frame taken from the topic, then damaged three ways.
+    let frames = broker.read(&input, 2, Duration::from_secs(10));
+    let valid = framewire_proto::decode_frame(frames[0].payload().unwrap()).unwrap();
+    let mut truncated = valid.clone();
+    truncated.image.truncate(valid.image.len() / 3);
+    truncated.seq = 100;
+    let mut future = valid.clone();
+    future.schema_version = 99;
+    use prost::Message as _;
+    let producer: BaseProducer = ClientConfig::new().set("bootstrap.servers", &broker.addr).create().unwrap();
+    let bad: Vec<(&str, Vec<u8>)> = vec![
+        ("garbage", b"\x00\x01 definitely not protobuf \xff".to_vec()),
+        ("truncated", truncated.encode_to_vec()),
+        ("future", future.encode_to_vec()),
+    ];
+    for (key, payload) in &bad {
+        let headers = OwnedHeaders::new().insert(Header { key: "origin", value: Some("test") });
+        producer.send(BaseRecord::to(&input).key(*key).payload(payload).headers(headers)).unwrap();
+    }
+    producer.flush(Duration::from_secs(10)).unwrap();
+    // More good frames after the bad ones.
+    let good = broker.ingest(&["--camera", "b", "--topic", &input, clip.to_str().unwrap()]);
+    assert!(good.status.success());
+
+    let dead = broker.read(&dlq, 3, Duration::from_secs(60));
+    assert_eq!(dead.len(), 3, "three dead letters");
+    for m in &dead {
+        let key = std::str::from_utf8(m.key().unwrap()).unwrap();
+        let original = &bad.iter().find(|(k, _)| *k == key).unwrap().1;
+        assert_eq!(m.payload().unwrap(), &original[..], "original bytes kept");
+        let headers = m.headers().unwrap();
+        let get = |name: &str| {
+            headers
+                .iter()
+                .find(|h| h.key == name)
+                .and_then(|h| h.value)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+        };
+        assert_eq!(get("origin").as_deref(), Some("test"), "original headers kept");
+        let reason = get("framewire-dlq-reason").unwrap();
+        let source = get("framewire-dlq-source").unwrap();
+        assert!(source.starts_with(&format!("{input}/")), "{source}");
+        match key {
+            "garbage" => {
+                assert!(reason.contains("not a protobuf Frame") || reason.contains("schema_version"), "{reason}")
+            }
+            "truncated" => assert!(reason.contains("JPEG"), "{reason}"),
+            "future" => assert!(reason.contains("schema_version 99"), "{reason}"),
+            _ => unreachable!(),
+        }
+    }
+    let results = broker.read_detections(&output, 4, Duration::from_secs(60));
+    let cams: Vec<(String, u64)> = results.iter().map(|d| (d.camera_id.clone(), d.seq)).collect();
+    assert_eq!(results.len(), 4, "good frames on both sides of the bad ones are detected: {cams:?}");
+}

@@ -1,0 +1,241 @@
+//! Harness for end-to-end tests: a real broker per test, the real binaries, unique topic names.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::Message;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::OwnedMessage;
+
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+pub fn cache() -> PathBuf {
+    std::env::var("FRAMEWIRE_CACHE").map(PathBuf::from).unwrap_or_else(|_| root().join(".cache"))
+}
+
+pub fn media(name: &str) -> PathBuf {
+    let p = cache().join("media").join(name);
+    assert!(p.exists(), "{} missing: run `make setup`", p.display());
+    p
+}
+
+pub fn model() -> PathBuf {
+    let p = cache().join("models/ssdlite_mobilenet_v2_coco.onnx");
+    assert!(p.exists(), "{} missing: run `make setup`", p.display());
+    p
+}
+
+/// Builds the workspace binaries once per test process and returns the path of `name`. Cargo builds only
+/// the binaries of the package under test, so the others are built here, incrementally.
+pub fn bin(name: &str) -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    let dir = BUILT.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--quiet", "-p", "framewire-ingest", "-p", "framewire-detect", "-p", "framewire-subscribe"])
+            .current_dir(root())
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "building the binaries failed");
+        // target/debug/deps/<test> -> target/debug
+        std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().to_path_buf()
+    });
+    dir.join(name)
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A name no other test (or earlier run) uses.
+pub fn unique(prefix: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros();
+    format!("{prefix}-{}-{t}-{n}", std::process::id())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn tansu() -> PathBuf {
+    if let Ok(p) = std::env::var("TANSU_BIN") {
+        return p.into();
+    }
+    let home = PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cargo/bin/tansu");
+    if home.exists() {
+        return home;
+    }
+    "tansu".into()
+}
+
+/// A tansu broker on a free loopback port, killed on drop.
+pub struct Broker {
+    child: Child,
+    pub addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Broker {
+    pub fn start() -> Broker {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = Command::new(tansu())
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+                "--storage-engine",
+                "memory://tansu/",
+            ])
+            // tansu reads a .env from its working directory: give it an empty one.
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start tansu ({e}): run `make setup`"));
+        let addr = format!("127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(&addr).is_err() {
+            assert!(Instant::now() < deadline, "tansu did not listen on {addr}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Broker { child, addr, _dir: dir }
+    }
+
+    /// A command for one of the binaries, pointed at this broker, quiet, without a metrics port.
+    pub fn cmd(&self, name: &str) -> Command {
+        let mut c = Command::new(bin(name));
+        c.env("FRAMEWIRE_BROKERS", &self.addr)
+            .env("FRAMEWIRE_METRICS_LISTEN", "off")
+            .env("FRAMEWIRE_PROGRESS", "log")
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+            .current_dir(root());
+        c
+    }
+
+    /// Starts a detect replica reading `input` and writing `output`.
+    pub fn detect(&self, input: &str, output: &str, group: &str) -> Service {
+        let child = self
+            .cmd("detect")
+            .args([
+                "--model",
+                model().to_str().unwrap(),
+                "--input-topic",
+                input,
+                "--output-topic",
+                output,
+                "--group",
+                group,
+            ])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        Service { child: Some(child) }
+    }
+
+    /// Runs ingest to completion.
+    pub fn ingest(&self, args: &[&str]) -> Output {
+        self.cmd("ingest").args(args).output().unwrap()
+    }
+
+    /// Reads `topic` from the beginning until `want` messages arrived or `timeout` passed.
+    pub fn read(&self, topic: &str, want: usize, timeout: Duration) -> Vec<OwnedMessage> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.addr)
+            .set("group.id", unique("reader"))
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .set("fetch.wait.max.ms", "10")
+            .create()
+            .unwrap();
+        consumer.subscribe(&[topic]).unwrap();
+        let mut out = Vec::new();
+        let deadline = Instant::now() + timeout;
+        while out.len() < want && Instant::now() < deadline {
+            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+                out.push(m.detach());
+            }
+        }
+        out
+    }
+
+    pub fn read_detections(&self, topic: &str, want: usize, timeout: Duration) -> Vec<framewire_proto::Detections> {
+        self.read(topic, want, timeout)
+            .iter()
+            .map(|m| framewire_proto::decode_detections(m.payload().unwrap()).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A long-running binary, stopped with SIGTERM on drop.
+pub struct Service {
+    child: Option<Child>,
+}
+
+impl Service {
+    /// Sends SIGTERM and waits; returns the exit status and everything it printed.
+    pub fn stop(mut self) -> Output {
+        let child = self.child.take().unwrap();
+        terminate(&child);
+        child.wait_with_output().unwrap()
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            terminate(&c);
+            let _ = c.wait();
+        }
+    }
+}
+
+fn terminate(child: &Child) {
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+}
+
+/// Makes an H.264 clip of `seconds` at `fps` from a still image with the FFmpeg CLI.
+pub fn still_clip(image: &Path, seconds: u32, fps: u32, out: &Path) {
+    let status = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-loop", "1", "-i"])
+        .arg(image)
+        .args(["-t", &seconds.to_string(), "-r", &fps.to_string(), "-c:v", "libx264", "-pix_fmt", "yuv420p"])
+        .arg(out)
+        .status()
+        .expect("ffmpeg CLI (make setup installs it)");
+    assert!(status.success());
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn iou(a: [f32; 4], b: [f32; 4]) -> f32 {
+    let iw = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
+    let ih = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
+    let inter = iw * ih;
+    inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+}

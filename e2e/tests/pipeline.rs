@@ -1,0 +1,120 @@
+//! File -> ingest -> Kafka -> detect -> Kafka -> subscribe tail, on a real broker with the real model.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use common::*;
+
+/// The astronaut's figure in astronaut.png (512x512), measured once with this model (see detect's golden test).
+const ASTRONAUT_PERSON: [f32; 4] = [14.0, 12.0, 385.0, 509.0];
+
+#[test]
+fn astronaut_clip_every_frame_detected_once_with_the_person() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("astronaut.mp4");
+    still_clip(&media("astronaut.png"), 2, 5, &clip);
+    let (input, output) = (unique("frames"), unique("detections"));
+    let detect = broker.detect(&input, &output, &unique("group"));
+
+    let ingest = broker.ingest(&["--camera", "astro", "--topic", &input, clip.to_str().unwrap()]);
+    assert!(ingest.status.success(), "ingest failed: {}", stderr(&ingest));
+    assert!(stdout(&ingest).contains("published 10 frames of camera astro"), "{}", stdout(&ingest));
+
+    // Read the results the way a user does: subscribe tail --json.
+    let tail = broker
+        .cmd("subscribe")
+        .args(["tail", "--topic", &output, "--json", "--from-beginning", "--count", "10", "--idle-exit", "60s"])
+        .output()
+        .unwrap();
+    assert!(tail.status.success(), "{}", stderr(&tail));
+    let lines: Vec<serde_json::Value> = stdout(&tail)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect();
+    let seqs: BTreeSet<u64> = lines.iter().map(|v| v["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (0..10).collect(), "every published frame has a result");
+    for v in &lines {
+        assert_eq!(v["camera"], "astro");
+        assert_eq!((v["width"].as_u64(), v["height"].as_u64()), (Some(512), Some(512)));
+        assert!(v["model"].as_str().unwrap().starts_with("ssdlite_mobilenet_v2_coco@"));
+        assert!(v["inference_ms"].as_f64().unwrap() > 0.0);
+        let person = v["detections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["label"] == "person" && d["class_id"] == 1)
+            .unwrap_or_else(|| panic!("no person in {v}"));
+        let b: Vec<f32> = person["box"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
+        let overlap = iou([b[0], b[1], b[2], b[3]], ASTRONAUT_PERSON);
+        assert!(overlap >= 0.5, "person box {b:?} overlaps the figure by IoU {overlap}");
+    }
+
+    // Exactly one record per frame on the topic (no duplicates in a clean run).
+    let all = broker.read_detections(&output, 11, Duration::from_secs(3));
+    assert_eq!(all.len(), 10, "one Detections per frame");
+
+    let out = detect.stop();
+    assert!(out.status.success(), "detect exit: {}", stderr(&out));
+    assert!(stdout(&out).contains("detected 10 frames"), "{}", stdout(&out));
+}
+
+#[test]
+fn bikes_video_yields_people_bicycles_and_vehicles() {
+    let broker = Broker::start();
+    let (input, output) = (unique("frames"), unique("detections"));
+    let _detect = broker.detect(&input, &output, &unique("group"));
+    let ingest =
+        broker.ingest(&["--camera", "bikes", "--fps", "5", "--topic", &input, media("bikes.mp4").to_str().unwrap()]);
+    assert!(ingest.status.success(), "{}", stderr(&ingest));
+    // 10 s at 25 fps sampled to 5 fps by stream time.
+    assert!(stdout(&ingest).contains("published 50 frames"), "{}", stdout(&ingest));
+
+    let results = broker.read_detections(&output, 50, Duration::from_secs(90));
+    let seqs: BTreeSet<u64> = results.iter().map(|d| d.seq).collect();
+    assert_eq!(seqs, (0..50).collect());
+    let mut labels: BTreeMap<String, usize> = BTreeMap::new();
+    for d in &results {
+        assert_eq!((d.width, d.height), (640, 272));
+        for b in &d.boxes {
+            *labels.entry(b.label.clone()).or_default() += 1;
+            assert!(b.x1 >= 0.0 && b.y1 >= 0.0 && b.x2 <= 640.0 && b.y2 <= 272.0, "box outside frame: {b:?}");
+            assert!(b.x1 < b.x2 && b.y1 < b.y2 && b.score >= 0.5);
+        }
+    }
+    assert!(labels.get("person").copied().unwrap_or(0) >= 5, "{labels:?}");
+    assert!(labels.get("bicycle").copied().unwrap_or(0) >= 3, "{labels:?}");
+    assert!(labels.get("car").or(labels.get("truck")).copied().unwrap_or(0) >= 3, "{labels:?}");
+}
+
+#[test]
+fn frames_stay_in_camera_order_within_a_partition() {
+    let broker = Broker::start();
+    let input = unique("frames");
+    let ingest =
+        broker.ingest(&["--camera", "c1", "--fps", "10", "--topic", &input, media("bikes.mp4").to_str().unwrap()]);
+    assert!(ingest.status.success(), "{}", stderr(&ingest));
+    let msgs = broker.read(&input, 100, Duration::from_secs(30));
+    assert_eq!(msgs.len(), 100);
+    use rdkafka::Message;
+    let partitions: BTreeSet<i32> = msgs.iter().map(|m| m.partition()).collect();
+    assert_eq!(partitions.len(), 1, "one camera, one partition");
+    let frames: Vec<_> = msgs.iter().map(|m| framewire_proto::decode_frame(m.payload().unwrap()).unwrap()).collect();
+    for (i, f) in frames.iter().enumerate() {
+        assert_eq!(f.seq, i as u64, "seq increases by one in offset order");
+        assert_eq!(msgs[i].key(), Some(&b"c1"[..]));
+        assert_eq!(&f.image[..2], &[0xff, 0xd8]);
+    }
+    // Sampled by stream time: frame i is the first 25 fps frame (40 ms apart) at or after tick i * 100 ms.
+    for (i, f) in frames.iter().enumerate() {
+        let tick = i as i64 * 100_000;
+        assert!(
+            f.stream_time_us >= tick - 1_000 && f.stream_time_us < tick + 40_000,
+            "frame {i} at {} us",
+            f.stream_time_us
+        );
+    }
+}

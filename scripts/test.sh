@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The whole test suite, installing what it needs first: formatting, lints, unit tests, the golden model test
+# and the end-to-end tests against a real broker.
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+cd "$ROOT"
+
+"$ROOT/scripts/setup.sh"
+rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup component add rustfmt clippy
+log "cargo fmt --check"
+cargo fmt --all -- --check
+log "cargo clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+log "cargo test"
+cargo test --workspace
