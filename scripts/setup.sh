@@ -4,9 +4,9 @@
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 APT_PACKAGES=(
-    build-essential pkg-config clang libclang-dev cmake nasm zlib1g-dev
+    build-essential pkg-config libclang-dev cmake nasm zlib1g-dev
     libavcodec-dev libavformat-dev libavutil-dev libswscale-dev ffmpeg
-    python3 python3-venv
+    python3 python3-venv docker-compose
 )
 
 missing=()

@@ -274,6 +274,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<Summary>
         }
     };
     consumer::commit_sync(consumer.as_ref());
+    if let Ok(tpl) = consumer.committed(Duration::from_secs(5)) {
+        let committed: Vec<String> =
+            tpl.elements().iter().map(|e| format!("{}:{:?}", e.partition(), e.offset())).collect();
+        info!(committed = ?committed, "offsets committed");
+    }
     let _ = producer.flush(Duration::from_secs(10));
     // The stage threads end once their channels close; inference may still be finishing one call.
     let _ = tokio::task::spawn_blocking(move || {
@@ -322,6 +327,7 @@ async fn consume(
                 continue;
             }
         };
+        debug!(partition = m.partition(), offset = m.offset(), "consumed");
         let Some(ticket) = tracker.lock().ok().and_then(|mut t| t.begin(m.partition(), m.offset())) else { continue };
         metrics.in_flight.inc();
         let job = Job {
@@ -561,6 +567,7 @@ async fn deliver(
 }
 
 fn store_offset(consumer: &impl Consumer<consumer::GroupContext>, topic: &str, partition: i32, next: i64) {
+    debug!(partition, next, "storing offset");
     let mut tpl = TopicPartitionList::new();
     if tpl.add_partition_offset(topic, partition, Offset::Offset(next)).is_ok()
         && let Err(e) = consumer.store_offsets(&tpl)

@@ -118,3 +118,31 @@ fn frames_stay_in_camera_order_within_a_partition() {
         );
     }
 }
+
+#[test]
+fn a_replica_stopped_mid_stream_hands_over_without_loss_or_duplicates() {
+    let broker = Broker::start();
+    let (input, output, group) = (unique("frames"), unique("detections"), unique("group"));
+    let ingest = broker.ingest(&["--camera", "bikes", "--topic", &input, media("bikes.mp4").to_str().unwrap()]);
+    assert!(ingest.status.success(), "{}", stderr(&ingest));
+    assert!(stdout(&ingest).contains("published 250 frames"), "{}", stdout(&ingest));
+
+    // First replica: stop it (SIGTERM) once it is part-way through.
+    let first = broker.detect(&input, &output, &group);
+    let partial = broker.read_detections(&output, 15, Duration::from_secs(60));
+    assert!(partial.len() >= 15, "first replica produced {}", partial.len());
+    let out = first.stop();
+    assert!(out.status.success(), "graceful stop exits 0: {}", stderr(&out));
+    let done_by_first = broker.read_detections(&output, 250, Duration::from_secs(3)).len();
+    assert!(done_by_first < 250, "the stop came too late to test a hand-over ({done_by_first} done)");
+
+    // Second replica in the same group resumes from the committed offsets.
+    let second = broker.detect(&input, &output, &group);
+    let all = broker.read_detections(&output, 250, Duration::from_secs(90));
+    let out = second.stop();
+    let seqs: BTreeSet<u64> = all.iter().map(|d| d.seq).collect();
+    assert_eq!(seqs, (0..250).collect(), "every frame detected; second replica said:\n{}", stderr(&out));
+    // A clean stop drains and commits: the next owner repeats nothing.
+    let total = broker.read_detections(&output, 251, Duration::from_secs(3)).len();
+    assert_eq!(total, 250, "duplicates after a graceful hand-over: {}", total - 250);
+}

@@ -58,6 +58,9 @@ fn settings(from_beginning: bool) -> Vec<(&'static str, String)> {
         ("enable.auto.commit", "false".into()),
         ("auto.offset.reset", if from_beginning { "earliest" } else { "latest" }.into()),
         ("fetch.wait.max.ms", "10".into()),
+        // A tail started before the topic exists (detect creates it) must notice it within seconds, not
+        // after librdkafka's default five minutes.
+        ("topic.metadata.refresh.interval.ms", "2000".into()),
     ]
 }
 
