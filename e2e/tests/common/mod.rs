@@ -129,18 +129,18 @@ impl Broker {
 
     /// Starts a detect replica reading `input` and writing `output`.
     pub fn detect(&self, input: &str, output: &str, group: &str) -> Service {
+        self.detect_with(input, output, group, &[])
+    }
+
+    /// Starts a detect replica with extra flags.
+    pub fn detect_with(&self, input: &str, output: &str, group: &str, extra: &[&str]) -> Service {
+        let model = model();
+        let mut args = vec!["--model", model.to_str().unwrap(), "--input-topic", input, "--output-topic", output];
+        args.extend(["--group", group]);
+        args.extend(extra);
         let child = self
             .cmd("detect")
-            .args([
-                "--model",
-                model().to_str().unwrap(),
-                "--input-topic",
-                input,
-                "--output-topic",
-                output,
-                "--group",
-                group,
-            ])
+            .args(args)
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -156,6 +156,16 @@ impl Broker {
 
     /// Reads `topic` from the beginning until `want` messages arrived or `timeout` passed.
     pub fn read(&self, topic: &str, want: usize, timeout: Duration) -> Vec<OwnedMessage> {
+        self.read_until(topic, timeout, |msgs| msgs.len() >= want)
+    }
+
+    /// Reads `topic` from the beginning until `done(messages so far)` or `timeout`.
+    pub fn read_until(
+        &self,
+        topic: &str,
+        timeout: Duration,
+        done: impl Fn(&[OwnedMessage]) -> bool,
+    ) -> Vec<OwnedMessage> {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", &self.addr)
             .set("group.id", unique("reader"))
@@ -169,7 +179,7 @@ impl Broker {
         consumer.subscribe(&[topic]).unwrap();
         let mut out = Vec::new();
         let deadline = Instant::now() + timeout;
-        while out.len() < want && Instant::now() < deadline {
+        while !done(&out) && Instant::now() < deadline {
             if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
                 out.push(m.detach());
             }
@@ -211,6 +221,15 @@ impl Service {
         let child = self.child.take().unwrap();
         terminate(&child);
         child.wait_with_output().unwrap()
+    }
+}
+
+impl Service {
+    /// SIGKILL: no drain, no commit, no goodbye to the group.
+    pub fn kill(mut self) {
+        let mut child = self.child.take().unwrap();
+        child.kill().unwrap();
+        let _ = child.wait();
     }
 }
 
