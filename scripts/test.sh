@@ -5,6 +5,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 cd "$ROOT"
 
 "$ROOT/scripts/setup.sh"
+"$ROOT/scripts/fetch-test-models.sh"
 rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup component add rustfmt clippy
 log "cargo fmt --check"
 cargo fmt --all -- --check

@@ -33,6 +33,15 @@ impl Labels {
         Ok(labels)
     }
 
+    pub fn from_pairs(pairs: impl IntoIterator<Item = (u32, String)>) -> Self {
+        Labels { names: pairs.into_iter().collect() }
+    }
+
+    /// The class id named `name`, if any.
+    pub fn id_of(&self, name: &str) -> Option<u32> {
+        self.names.iter().find(|(_, n)| n.as_str() == name).map(|(id, _)| *id)
+    }
+
     /// The label of `class_id`, or `class<id>` for ids the file does not name.
     pub fn name(&self, class_id: u32) -> String {
         self.names.get(&class_id).cloned().unwrap_or_else(|| format!("class{class_id}"))

@@ -15,7 +15,7 @@
 //! - [`offsets`]: in-order offset tracking per partition.
 //! - [`preprocess`]: JPEG decode, resize, normalise.
 //! - [`model`]: ONNX Runtime session and decoding to boxes; [`spec`] its metadata file.
-//! - [`ssd`], [`nms`], [`labels`]: output decoding.
+//! - [`ssd`], [`yolo`], [`nms`], [`labels`]: output decoding.
 //! - [`metrics`]: Prometheus metrics.
 
 pub mod consumer;
@@ -28,6 +28,7 @@ pub mod offsets;
 pub mod preprocess;
 pub mod spec;
 pub mod ssd;
+pub mod yolo;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -76,7 +77,8 @@ pub struct Config {
     #[arg(long, env = "FRAMEWIRE_MODEL_CONFIG")]
     pub model_config: Option<PathBuf>,
 
-    /// Labels file, one label per line (line 1 = class id 1). Overrides the metadata's.
+    /// Labels file, one label per line, numbered from the metadata's labels_first_id (1 for TF models, 0 for
+    /// YOLO). Overrides the metadata's labels.
     #[arg(long, env = "FRAMEWIRE_LABELS")]
     pub labels: Option<PathBuf>,
 
@@ -91,6 +93,14 @@ pub struct Config {
     /// IoU above which a lower-scored box of the same class is suppressed.
     #[arg(long, env = "FRAMEWIRE_IOU", default_value_t = 0.45)]
     pub iou: f32,
+
+    /// Report only these classes (labels or ids, comma-separated), e.g. person,car.
+    #[arg(long, env = "FRAMEWIRE_CLASSES", value_delimiter = ',')]
+    pub classes: Vec<String>,
+
+    /// Per-class minimum score, e.g. person=0.6,car=0.4 (overrides --conf for those classes).
+    #[arg(long, env = "FRAMEWIRE_CLASS_CONF", value_delimiter = ',', value_parser = parse_class_conf)]
+    pub class_conf: Vec<(String, f32)>,
 
     /// At most this many boxes per frame.
     #[arg(long, env = "FRAMEWIRE_MAX_DETECTIONS", default_value_t = 100)]
@@ -156,8 +166,19 @@ impl Config {
             conf: self.conf,
             iou: self.iou,
             max_detections: self.max_detections,
+            classes: self.classes.clone(),
+            class_conf: self.class_conf.clone(),
         }
     }
+}
+
+fn parse_class_conf(s: &str) -> std::result::Result<(String, f32), String> {
+    let (class, score) = s.split_once('=').ok_or_else(|| format!("{s:?}: expected CLASS=SCORE"))?;
+    let score: f32 = score.trim().parse().map_err(|_| format!("{s:?}: score is not a number"))?;
+    if !(0.0..=1.0).contains(&score) {
+        return Err(format!("{s:?}: score must be between 0 and 1"));
+    }
+    Ok((class.trim().to_string(), score))
 }
 
 /// A consumed message travelling through the pipeline.

@@ -18,7 +18,7 @@ use crate::labels::Labels;
 use crate::nms::{self, Candidate};
 use crate::preprocess::{Prepared, Preprocessor};
 use crate::spec::{DecoderSpec, InputSpec, Layout, ModelSpec, Resize};
-use crate::{Error, Result, ssd};
+use crate::{Error, Result, ssd, yolo};
 
 /// What `Detector::load` needs.
 #[derive(Debug, Clone)]
@@ -35,6 +35,10 @@ pub struct ModelOptions {
     pub conf: f32,
     pub iou: f32,
     pub max_detections: usize,
+    /// Report only these classes (labels or numeric ids); all when empty.
+    pub classes: Vec<String>,
+    /// Per-class minimum scores (label or id, score), overriding `conf`.
+    pub class_conf: Vec<(String, f32)>,
 }
 
 static ENVIRONMENT: OnceLock<std::result::Result<Environment, String>> = OnceLock::new();
@@ -66,6 +70,10 @@ pub struct Detector {
     conf: f32,
     iou: f32,
     max_detections: usize,
+    /// Allowed class ids; `None` allows all.
+    allowed: Option<std::collections::HashSet<u32>>,
+    /// Per-class score thresholds.
+    class_conf: std::collections::HashMap<u32, f32>,
 }
 
 impl Detector {
@@ -93,9 +101,29 @@ impl Detector {
             None => infer_spec(&session, &opts.model)?,
         };
         let labels = match opts.labels.as_ref().or(spec.labels.as_ref()) {
-            Some(p) => Labels::load(p, if opts.labels.is_some() { 1 } else { spec.labels_first_id })?,
-            None => Labels::default(),
+            Some(p) => Labels::load(p, spec.labels_first_id)?,
+            // Ultralytics exports carry their class names in the ONNX metadata.
+            None => Labels::from_pairs(
+                session
+                    .metadata()
+                    .ok()
+                    .and_then(|m| m.custom("names"))
+                    .map(|n| yolo::parse_names(&n))
+                    .unwrap_or_default(),
+            ),
         };
+        let class_id = |c: &str| -> Result<u32> {
+            c.parse::<u32>().ok().or_else(|| labels.id_of(c)).ok_or_else(|| Error::Spec {
+                path: opts.model.clone(),
+                reason: format!("unknown class {c:?} (not a label of this model)"),
+            })
+        };
+        let allowed = if opts.classes.is_empty() {
+            None
+        } else {
+            Some(opts.classes.iter().map(|c| class_id(c)).collect::<Result<_>>()?)
+        };
+        let class_conf = opts.class_conf.iter().map(|(c, v)| Ok((class_id(c)?, *v))).collect::<Result<_>>()?;
         let input_name = match &spec.input.name {
             Some(n) => n.clone(),
             None => session
@@ -126,6 +154,8 @@ impl Detector {
             conf: opts.conf,
             iou: opts.iou,
             max_detections: opts.max_detections,
+            allowed,
+            class_conf,
         };
         detector.check_outputs()?;
         info!(model = %detector.name, version = %detector.version, threads = opts.threads, max_batch,
@@ -173,20 +203,34 @@ impl Detector {
         let input = TensorRef::from_array_view(&array)?;
         let outputs = self.session.run(ort::inputs![self.input_name.as_str() => input])?;
         let infer_ms = started.elapsed().as_secs_f32() * 1000.0;
-        let (conf, decoder) = (self.conf, &self.spec.decoder);
+        // Collect at the lowest threshold in use; per-class thresholds are applied after decoding.
+        let conf = self.class_conf.values().fold(self.conf, |a, b| a.min(*b));
+        let decoder = &self.spec.decoder;
+        let get = |name: Option<&str>, what: &str| -> Result<ArrayViewD<'_, f32>> {
+            let v = match name {
+                Some(n) => outputs.get(n),
+                None => outputs.keys().next().and_then(|k| outputs.get(k)),
+            };
+            let v = v.ok_or_else(|| {
+                Error::OutputMismatch(format!(
+                    "model has no output {name:?} required by the {what} decoder (outputs: {:?})",
+                    outputs.keys().collect::<Vec<_>>()
+                ))
+            })?;
+            v.try_extract_array::<f32>().map_err(|e| Error::OutputMismatch(format!("output {name:?}: {e}")))
+        };
         let per_image = match decoder {
-            DecoderSpec::Ssd { scores, boxes, class_offset } => {
-                let get = |name: &str| -> Result<ArrayViewD<'_, f32>> {
-                    let v = outputs.get(name).ok_or_else(|| {
-                        Error::OutputMismatch(format!(
-                            "model has no output {name:?} required by the SSD decoder (outputs: {:?})",
-                            outputs.keys().collect::<Vec<_>>()
-                        ))
-                    })?;
-                    v.try_extract_array::<f32>().map_err(|e| Error::OutputMismatch(format!("output {name:?}: {e}")))
-                };
-                ssd::decode(get(scores)?, get(boxes)?, conf, *class_offset, w as f32, h as f32)?
-            }
+            DecoderSpec::Ssd { scores, boxes, class_offset } => ssd::decode(
+                get(Some(scores), "SSD")?,
+                get(Some(boxes), "SSD")?,
+                conf,
+                *class_offset,
+                w as f32,
+                h as f32,
+            )?,
+            DecoderSpec::Yolov5 { output } => yolo::decode_v5(get(output.as_deref(), "YOLOv5")?, conf)?,
+            DecoderSpec::Yolov8 { output } => yolo::decode_v8(get(output.as_deref(), "YOLOv8")?, conf)?,
+            DecoderSpec::EndToEnd { output } => yolo::decode_end_to_end(get(output.as_deref(), "end-to-end")?, conf)?,
         };
         drop(outputs);
         if per_image.len() != batch.len() {
@@ -203,8 +247,19 @@ impl Detector {
     /// NMS, then map to source pixels, clip, and label.
     fn finish(&self, candidates: Vec<Candidate>, p: &Prepared) -> Vec<DetectionBox> {
         let (sw, sh) = (p.src_width as f32, p.src_height as f32);
-        nms::nms(candidates, self.iou, self.max_detections)
+        let candidates: Vec<Candidate> = candidates
             .into_iter()
+            .filter(|c| self.allowed.as_ref().is_none_or(|a| a.contains(&c.class_id)))
+            .filter(|c| c.score >= self.class_conf.get(&c.class_id).copied().unwrap_or(self.conf))
+            .collect();
+        let kept = if self.spec.decoder.needs_nms() {
+            nms::nms(candidates, self.iou, self.max_detections)
+        } else {
+            let mut c = candidates;
+            c.truncate(self.max_detections);
+            c
+        };
+        kept.into_iter()
             .filter_map(|c| {
                 let r = p.transform.to_source(&c.rect).clip(sw, sh);
                 (r.area() > 0.0).then(|| DetectionBox {
@@ -236,20 +291,48 @@ fn infer_spec(session: &Session, model: &Path) -> Result<ModelSpec> {
     let input =
         session.inputs().first().ok_or_else(|| Error::OutputMismatch(format!("model has no inputs; {help}")))?;
     let ishape = shape_of(input.dtype()).unwrap_or_default();
-    let (layout, h, w) = match ishape.as_slice() {
-        [_, 3, h, w] if *h > 0 && *w > 0 => (Layout::Nchw, *h, *w),
-        [_, h, w, 3] if *h > 0 && *w > 0 => (Layout::Nhwc, *h, *w),
-        s => return Err(Error::OutputMismatch(format!("cannot tell the image layout of input shape {s:?}; {help}"))),
+    // Ultralytics exports with dynamic axes state their training size in the metadata ("[640, 640]").
+    let imgsz: Option<(i64, i64)> = session.metadata().ok().and_then(|m| m.custom("imgsz")).and_then(|v| {
+        let n: Vec<i64> = v.split(|c: char| !c.is_ascii_digit()).filter_map(|x| x.parse().ok()).collect();
+        match n.as_slice() {
+            [h, w] => Some((*h, *w)),
+            [s] => Some((*s, *s)),
+            _ => None,
+        }
+    });
+    let size = |h: i64, w: i64| if h > 0 && w > 0 { Some((h, w)) } else { imgsz };
+    let (layout, (h, w)) = match ishape.as_slice() {
+        [_, 3, h, w] if size(*h, *w).is_some() => (Layout::Nchw, size(*h, *w).unwrap_or_default()),
+        [_, h, w, 3] if size(*h, *w).is_some() => (Layout::Nhwc, size(*h, *w).unwrap_or_default()),
+        s => {
+            return Err(Error::OutputMismatch(format!(
+                "cannot tell the image layout and size of input shape {s:?}; {help}"
+            )));
+        }
     };
     let outs: Vec<(String, Vec<i64>)> =
         session.outputs().iter().filter_map(|o| shape_of(o.dtype()).map(|s| (o.name().to_string(), s))).collect();
     let is_boxes = |s: &[i64]| s.last() == Some(&4) && (s.len() == 3 || (s.len() == 4 && s[2] == 1));
-    let decoder = match outs.as_slice() {
+    let known = |d: i64| d > 0;
+    let yolo = |decoder: DecoderSpec| (decoder, Resize::Letterbox, 1.0 / 255.0);
+    let (decoder, resize, scale) = match outs.as_slice() {
         [(a, sa), (b, sb)] if is_boxes(sb) && sa.len() == 3 => {
-            DecoderSpec::Ssd { scores: a.clone(), boxes: b.clone(), class_offset: 0 }
+            (DecoderSpec::Ssd { scores: a.clone(), boxes: b.clone(), class_offset: 0 }, Resize::Stretch, 1.0)
         }
         [(a, sa), (b, sb)] if is_boxes(sa) && sb.len() == 3 => {
-            DecoderSpec::Ssd { scores: b.clone(), boxes: a.clone(), class_offset: 0 }
+            (DecoderSpec::Ssd { scores: b.clone(), boxes: a.clone(), class_offset: 0 }, Resize::Stretch, 1.0)
+        }
+        // [N, 4+C, A]: channels first, fewer channels than anchors (anchors may be symbolic).
+        [(o, s)] if s.len() == 3 && known(s[1]) && s[1] >= 5 && (!known(s[2]) || s[2] > s[1]) => {
+            yolo(DecoderSpec::Yolov8 { output: Some(o.clone()) })
+        }
+        [(o, s)] if s.len() == 3 && known(s[2]) && s[2] == 6 => {
+            return Err(Error::OutputMismatch(format!(
+                "output {o} {s:?} fits both a one-class YOLOv5 [N,A,5+C] and an end-to-end [N,D,6] model; {help} with decoder kind \"yolov5\" or \"end_to_end\""
+            )));
+        }
+        [(o, s)] if s.len() == 3 && known(s[2]) && s[2] > 6 && (!known(s[1]) || s[1] > s[2]) => {
+            yolo(DecoderSpec::Yolov5 { output: Some(o.clone()) })
         }
         _ => {
             let shapes: Vec<_> = outs.iter().map(|(n, s)| format!("{n} {s:?}")).collect();
@@ -260,7 +343,7 @@ fn infer_spec(session: &Session, model: &Path) -> Result<ModelSpec> {
     Ok(ModelSpec {
         name,
         labels: None,
-        labels_first_id: 1,
+        labels_first_id: if matches!(decoder, DecoderSpec::Ssd { .. }) { 1 } else { 0 },
         source: None,
         license: None,
         sha256: None,
@@ -269,8 +352,8 @@ fn infer_spec(session: &Session, model: &Path) -> Result<ModelSpec> {
             layout,
             width: w as u32,
             height: h as u32,
-            resize: Resize::Stretch,
-            scale: 1.0,
+            resize,
+            scale,
             mean: [0.0; 3],
             std: [1.0; 3],
         },

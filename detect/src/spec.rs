@@ -60,6 +60,23 @@ pub enum DecoderSpec {
         #[serde(default)]
         class_offset: u32,
     },
+    /// YOLOv5 `[N, A, 5 + C]` (objectness + class scores), boxes as centre/size in input pixels.
+    Yolov5 {
+        /// Output name; the first output if absent.
+        output: Option<String>,
+    },
+    /// YOLOv8 / YOLO11 `[N, 4 + C, A]`, boxes as centre/size in input pixels.
+    Yolov8 { output: Option<String> },
+    /// Models with NMS inside: `[N, D, 6]` rows of `x1, y1, x2, y2, score, class` in input pixels.
+    #[serde(rename = "end_to_end")]
+    EndToEnd { output: Option<String> },
+}
+
+impl DecoderSpec {
+    /// Whether the decoder's boxes still need NMS.
+    pub fn needs_nms(&self) -> bool {
+        !matches!(self, DecoderSpec::EndToEnd { .. })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

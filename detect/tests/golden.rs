@@ -26,6 +26,8 @@ fn options() -> ModelOptions {
         conf: 0.5,
         iou: 0.45,
         max_detections: 100,
+        classes: vec![],
+        class_conf: vec![],
     }
 }
 
@@ -69,4 +71,51 @@ fn missing_model_is_a_clear_error() {
     let err = Detector::load(&o).err().expect("must fail");
     assert!(matches!(err, Error::ModelNotFound(_)), "{err}");
     assert!(err.to_string().contains("/nonexistent/model.onnx"));
+}
+
+/// A real YOLOv8n-architecture model (nudenet's 320n.onnx, fetched by scripts/fetch-test-models.sh), with no
+/// metadata file: the decoder, input size (from the `imgsz` metadata), letterboxing and labels (from the
+/// `names` metadata) are all inferred.
+#[test]
+fn yolov8_model_without_metadata_file_finds_the_astronauts_face() {
+    let mut o = options();
+    o.model = cache().join("test-models/yolov8n-nudenet-320.onnx");
+    assert!(o.model.exists(), "{} missing: run scripts/fetch-test-models.sh", o.model.display());
+    o.conf = 0.3;
+    let mut d = Detector::load(&o).unwrap();
+    assert_eq!(d.labels.len(), 18, "names from the ONNX metadata");
+    assert_eq!((d.input_spec().width, d.input_spec().height), (320, 320));
+    let mut pre = d.preprocessor().unwrap();
+    let prepared = pre.prepare(&jpeg_of("media/astronaut.png")).unwrap();
+    let (boxes, _) = d.detect(&[&prepared]).unwrap();
+    eprintln!("{:?}", boxes[0]);
+    let face = boxes[0].iter().find(|b| b.label == "FACE_FEMALE").expect("a face");
+    let got = [face.x1, face.y1, face.x2, face.y2];
+    assert!(iou(got, ASTRONAUT_FACE) >= 0.5, "{got:?} vs {ASTRONAUT_FACE:?}");
+}
+
+/// The astronaut's face in astronaut.png, measured once with the nudenet model.
+const ASTRONAUT_FACE: [f32; 4] = [173.0, 83.0, 274.0, 179.0];
+
+#[test]
+fn class_filter_and_per_class_thresholds() {
+    let mut o = options();
+    o.conf = 0.3;
+    o.classes = vec!["person".into(), "dog".into()];
+    o.class_conf = vec![("person".into(), 0.99)];
+    let mut d = Detector::load(&o).unwrap();
+    let mut pre = d.preprocessor().unwrap();
+    let prepared = pre.prepare(&jpeg_of("media/astronaut.png")).unwrap();
+    let (boxes, _) = d.detect(&[&prepared]).unwrap();
+    assert!(boxes[0].is_empty(), "person needs 0.99 here, and nothing else is allowed: {:?}", boxes[0]);
+
+    o.class_conf = vec![("person".into(), 0.5)];
+    let mut d = Detector::load(&o).unwrap();
+    let (boxes, _) = d.detect(&[&prepared]).unwrap();
+    assert!(boxes[0].iter().all(|b| b.label == "person" || b.label == "dog"), "{:?}", boxes[0]);
+    assert!(boxes[0].iter().any(|b| b.label == "person"));
+
+    o.classes = vec!["unicorn".into()];
+    let err = Detector::load(&o).err().expect("unknown class");
+    assert!(err.to_string().contains("unknown class \"unicorn\""), "{err}");
 }
