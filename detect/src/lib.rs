@@ -281,7 +281,16 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<Summary>
         metrics.clone(),
     ));
 
-    consume(&consumer, &tracker, job_tx, &shutdown, &config, &metrics).await;
+    let status = tokio::spawn(status_loop(
+        consumer.clone(),
+        tracker.clone(),
+        config.input_topic.clone(),
+        config.status_interval,
+        metrics.clone(),
+        shutdown.clone(),
+    ));
+    consume(&consumer, &tracker, job_tx, &shutdown, &metrics).await;
+    status.abort();
 
     // Shutdown: the input channel is closed; the stages drain what they hold.
     info!(in_flight = tracker.lock().map(|t| t.in_flight()).unwrap_or(0), "draining in-flight frames");
@@ -321,23 +330,11 @@ async fn consume(
     tracker: &Mutex<OffsetTracker>,
     job_tx: mpsc::Sender<Job>,
     shutdown: &CancellationToken,
-    config: &Config,
     metrics: &metrics::Metrics,
 ) {
-    let mut status = tokio::time::interval(config.status_interval);
-    status.tick().await;
-    let mut last = (Instant::now(), 0u64);
     loop {
         let msg = tokio::select! {
             _ = shutdown.cancelled() => break,
-            _ = status.tick() => {
-                let done: u64 = metrics.frames.collect_total();
-                let fps = (done - last.1) as f64 / last.0.elapsed().as_secs_f64();
-                last = (Instant::now(), done);
-                let in_flight = tracker.lock().map(|t| t.in_flight()).unwrap_or(0);
-                info!(frames = done, fps = format!("{fps:.1}"), in_flight, "detect status");
-                continue;
-            }
             m = consumer.recv() => m,
         };
         let m = match msg {
@@ -363,6 +360,62 @@ async fn consume(
             sent = job_tx.send(job) => if sent.is_err() { break },
         }
     }
+}
+
+/// Logs a status line every `every` (frames, rate, in flight, lag) and keeps the lag gauge current.
+async fn status_loop(
+    consumer: Arc<StreamConsumer<consumer::GroupContext>>,
+    tracker: Arc<Mutex<OffsetTracker>>,
+    topic: String,
+    every: Duration,
+    metrics: metrics::Metrics,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    let mut last = (Instant::now(), 0u64);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let done: u64 = metrics.frames.collect_total();
+        let fps = (done - last.1) as f64 / last.0.elapsed().as_secs_f64();
+        last = (Instant::now(), done);
+        let in_flight = tracker.lock().map(|t| t.in_flight()).unwrap_or(0);
+        // Watermark queries block: keep them off the async workers.
+        let (c, t, tp, m) = (consumer.clone(), tracker.clone(), topic.clone(), metrics.clone());
+        let lag = tokio::task::spawn_blocking(move || measure_lag(&c, &t, &tp, &m)).await.unwrap_or(0);
+        info!(frames = done, fps = format!("{fps:.1}"), in_flight, lag, "detect status");
+    }
+}
+
+/// Consumer lag per assigned partition: the broker's high watermark minus this replica's position (the
+/// first frame not yet done), exported as a gauge. Returns the total. Asked of the broker directly rather
+/// than taken from librdkafka's statistics, whose high watermark some Kafka-protocol brokers report loosely.
+fn measure_lag(
+    consumer: &StreamConsumer<consumer::GroupContext>,
+    tracker: &Mutex<OffsetTracker>,
+    topic: &str,
+    metrics: &metrics::Metrics,
+) -> i64 {
+    let Ok(assignment) = consumer.assignment() else { return 0 };
+    let parts: Vec<i32> = assignment.elements_for_topic(topic).iter().map(|e| e.partition()).collect();
+    let committed = consumer.committed(Duration::from_secs(2)).ok();
+    let mut total = 0;
+    metrics.consumer_lag.reset();
+    for p in parts {
+        let Ok((low, high)) = consumer.fetch_watermarks(topic, p, Duration::from_secs(2)) else { continue };
+        let from_commit = committed.as_ref().and_then(|c| match c.find_partition(topic, p)?.offset() {
+            Offset::Offset(o) => Some(o),
+            _ => None,
+        });
+        let position = tracker.lock().ok().and_then(|t| t.position(p)).or(from_commit).unwrap_or(low);
+        let lag = (high - position).max(0);
+        metrics.consumer_lag.with_label_values(&[&p.to_string()]).set(lag);
+        total += lag;
+    }
+    total
 }
 
 trait CollectTotal {

@@ -11,6 +11,7 @@ pub struct Metrics {
     pub inference_seconds: Histogram,
     pub latency_seconds: Histogram,
     pub in_flight: IntGauge,
+    pub consumer_lag: prometheus::IntGaugeVec,
     pub delivery_retries: IntCounter,
 }
 
@@ -50,6 +51,14 @@ impl Metrics {
                 "framewire_detect_latency_seconds",
                 "Capture to detection time",
                 vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0],
+            ),
+            consumer_lag: register(
+                &r,
+                prometheus::IntGaugeVec::new(
+                    Opts::new("framewire_detect_consumer_lag", "Frames waiting in each assigned input partition"),
+                    &["partition"],
+                )
+                .unwrap_or_else(|e| panic!("{e}")),
             ),
             in_flight: register(
                 &r,

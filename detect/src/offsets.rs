@@ -84,6 +84,20 @@ impl OffsetTracker {
         Some(committable)
     }
 
+    /// Where this replica stands in `partition`: the first unfinished offset, or one past the last finished
+    /// one. `None` until a message of the partition was consumed.
+    pub fn position(&self, partition: i32) -> Option<i64> {
+        let p = self.partitions.get(&partition)?;
+        p.pending.first().copied().or(p.high)
+    }
+
+    /// Partitions currently tracked (assigned to this replica).
+    pub fn partitions(&self) -> Vec<i32> {
+        let mut v: Vec<i32> = self.partitions.keys().copied().collect();
+        v.sort_unstable();
+        v
+    }
+
     /// Number of messages consumed but not yet finished, over all partitions.
     pub fn in_flight(&self) -> usize {
         self.partitions.values().map(|p| p.pending.len()).sum()
@@ -104,6 +118,19 @@ mod tests {
         assert_eq!(t.finish(a), Some(12), "10 and 11 done, 12 pending");
         assert_eq!(t.finish(c), Some(13));
         assert_eq!(t.in_flight(), 0);
+    }
+
+    #[test]
+    fn position_is_the_first_unfinished_offset() {
+        let mut t = OffsetTracker::new();
+        t.assign(2);
+        assert_eq!(t.position(2), None);
+        let a = t.begin(2, 7).unwrap();
+        t.begin(2, 8).unwrap();
+        assert_eq!(t.position(2), Some(7));
+        t.finish(a);
+        assert_eq!(t.position(2), Some(8));
+        assert_eq!(t.partitions(), vec![2]);
     }
 
     #[test]
