@@ -138,6 +138,16 @@ pub struct Config {
     #[arg(long, env = "FRAMEWIRE_REPLICATION", default_value_t = 1)]
     pub replication: i32,
 
+    /// Replay: partitions this group never committed start at this offset (e.g. a new --group to run a new
+    /// model version over the same frames).
+    #[arg(long, env = "FRAMEWIRE_FROM_OFFSET", conflicts_with = "from_timestamp")]
+    pub from_offset: Option<i64>,
+
+    /// Replay: partitions this group never committed start at the first frame published at or after this
+    /// time (RFC 3339, e.g. 2026-11-24T10:00:00Z, or Unix milliseconds).
+    #[arg(long, env = "FRAMEWIRE_FROM_TIMESTAMP", value_parser = parse_timestamp)]
+    pub from_timestamp: Option<i64>,
+
     /// Inference attempts for a frame before it is dead-lettered.
     #[arg(long, env = "FRAMEWIRE_RETRIES", default_value_t = 5)]
     pub retries: u32,
@@ -170,6 +180,14 @@ impl Config {
             class_conf: self.class_conf.clone(),
         }
     }
+}
+
+fn parse_timestamp(s: &str) -> std::result::Result<i64, String> {
+    if let Ok(ms) = s.parse::<i64>() {
+        return Ok(ms);
+    }
+    let t = humantime::parse_rfc3339_weak(s).map_err(|e| format!("{s:?}: {e} (use RFC 3339 or Unix milliseconds)"))?;
+    t.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).map_err(|_| format!("{s:?} is before 1970"))
 }
 
 fn parse_class_conf(s: &str) -> std::result::Result<(String, f32), String> {
@@ -238,7 +256,18 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<Summary>
     let tracker = Arc::new(Mutex::new(OffsetTracker::new()));
     let settings = consumer::consumer_settings(&config.group, config.instance_id.as_deref());
     let base: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let context = consumer::GroupContext { tracker: tracker.clone(), topic: config.input_topic.clone() };
+    let start = match (config.from_offset, config.from_timestamp) {
+        (Some(o), _) => Some(consumer::StartAt::Offset(o)),
+        (None, Some(t)) => Some(consumer::StartAt::Timestamp(t)),
+        _ => None,
+    };
+    let replayed = Arc::new(Mutex::new(std::collections::HashSet::new()));
+    let context = consumer::GroupContext {
+        tracker: tracker.clone(),
+        topic: config.input_topic.clone(),
+        start,
+        replayed: replayed.clone(),
+    };
     let consumer: Arc<StreamConsumer<consumer::GroupContext>> =
         Arc::new(config.kafka.config(&base)?.create_with_context(context)?);
     consumer.subscribe(&[&config.input_topic])?;
@@ -289,7 +318,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<Summary>
         metrics.clone(),
         shutdown.clone(),
     ));
-    consume(&consumer, &tracker, job_tx, &shutdown, &metrics).await;
+    let replay_from = config.from_timestamp.map(|ms| (ms, replayed));
+    consume(&consumer, &tracker, job_tx, &shutdown, &metrics, replay_from, &config.input_topic).await;
     status.abort();
 
     // Shutdown: the input channel is closed; the stages drain what they hold.
@@ -331,6 +361,8 @@ async fn consume(
     job_tx: mpsc::Sender<Job>,
     shutdown: &CancellationToken,
     metrics: &metrics::Metrics,
+    replay_from: Option<(i64, Arc<Mutex<std::collections::HashSet<i32>>>)>,
+    topic: &str,
 ) {
     loop {
         let msg = tokio::select! {
@@ -347,6 +379,17 @@ async fn consume(
         };
         debug!(partition = m.partition(), offset = m.offset(), "consumed");
         let Some(ticket) = tracker.lock().ok().and_then(|mut t| t.begin(m.partition(), m.offset())) else { continue };
+        if let Some((from_ms, replayed)) = &replay_from {
+            let older = m.timestamp().to_millis().is_some_and(|t| t < *from_ms);
+            if older && replayed.lock().is_ok_and(|r| r.contains(&m.partition())) {
+                // Before the replay window: done without processing.
+                let next = tracker.lock().ok().and_then(|mut t| t.finish(ticket));
+                if let Some(next) = next {
+                    store_offset(consumer, topic, m.partition(), next);
+                }
+                continue;
+            }
+        }
         metrics.in_flight.inc();
         let job = Job {
             ticket,

@@ -99,3 +99,42 @@ fn two_replicas_share_the_partitions() {
     assert_eq!(n1 + n2, 120);
     assert!(n1 > 0 && n2 > 0, "both replicas worked: {n1} and {n2}");
 }
+
+#[test]
+fn replay_group_starts_at_an_offset_or_a_time_and_resumes_from_its_commits() {
+    use rdkafka::Message;
+    let broker = Broker::start();
+    let input = unique("frames");
+    let out =
+        broker.ingest(&["--camera", "cam", "--fps", "5", "--topic", &input, media("bikes.mp4").to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let frames = broker.read(&input, 50, Duration::from_secs(20));
+    assert_eq!(frames.len(), 50);
+
+    // --from-offset: one camera, one partition, so offsets are sequence numbers.
+    let by_offset = unique("replay-offset");
+    let group = unique("group");
+    let r = broker.detect_with(&input, &by_offset, &group, &["--from-offset", "20"]);
+    let got = broker.read_detections(&by_offset, 30, Duration::from_secs(60));
+    let seqs: BTreeSet<u64> = got.iter().map(|d| d.seq).collect();
+    assert_eq!(seqs, (20..50).collect(), "replay from offset 20");
+    let o = r.stop();
+    assert!(o.status.success());
+    // Restarted, the group continues from its commits: nothing is replayed twice.
+    let again = broker.detect_with(&input, &by_offset, &group, &["--from-offset", "20"]);
+    std::thread::sleep(Duration::from_secs(4));
+    drop(again);
+    assert_eq!(broker.read_detections(&by_offset, 31, Duration::from_secs(3)).len(), 30, "no second replay");
+
+    // --from-timestamp: the publish time of frame 35.
+    let t35 = frames[35].timestamp().to_millis().unwrap();
+    let by_time = unique("replay-time");
+    let _r = broker.detect_with(&input, &by_time, &unique("group"), &["--from-timestamp", &t35.to_string()]);
+    let got = broker.read_detections(&by_time, 50, Duration::from_secs(20));
+    let first = got.iter().map(|d| d.seq).min().expect("results");
+    let ts: Vec<i64> = frames.iter().map(|m| m.timestamp().to_millis().unwrap()).collect();
+    // Frames published in the same millisecond as frame 35 come with it.
+    let expected_first = ts.iter().position(|t| *t >= t35).unwrap() as u64;
+    assert_eq!(first, expected_first, "replay from time {t35}");
+    assert_eq!(got.len() as u64, 50 - expected_first);
+}
