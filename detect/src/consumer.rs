@@ -107,10 +107,10 @@ impl GroupContext {
             r.extend(fresh.iter().copied());
         }
         for (p, offset) in positions {
-            if let Some(mut e) = tpl.find_partition(&self.topic, p) {
-                if e.set_offset(offset).is_ok() {
-                    info!(partition = p, ?offset, "replay start");
-                }
+            if let Some(mut e) = tpl.find_partition(&self.topic, p)
+                && e.set_offset(offset).is_ok()
+            {
+                info!(partition = p, ?offset, "replay start");
             }
         }
     }
