@@ -11,5 +11,7 @@ log "cargo fmt --check"
 cargo fmt --all -- --check
 log "cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+# The GPU execution providers must build on a machine without any GPU library.
+cargo clippy -p framewire-detect --features cuda,tensorrt --quiet -- -D warnings
 log "cargo test"
 cargo test --workspace

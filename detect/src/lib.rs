@@ -114,6 +114,19 @@ pub struct Config {
     #[arg(long, env = "FRAMEWIRE_INSTANCE_ID")]
     pub instance_id: Option<String>,
 
+    /// Where inference runs. GPU providers need a build with the matching cargo feature and the
+    /// onnxruntime-gpu library; detect fails instead of falling back silently.
+    #[arg(long, env = "FRAMEWIRE_EXECUTION_PROVIDER", value_enum, default_value = "cpu")]
+    pub execution_provider: model::ExecutionProvider,
+
+    /// Most frames per inference call, for models with a dynamic batch dimension (others run one at a time).
+    #[arg(long, env = "FRAMEWIRE_MAX_BATCH", default_value_t = 8)]
+    pub max_batch: usize,
+
+    /// How long a partial batch waits for more frames before running.
+    #[arg(long, env = "FRAMEWIRE_MAX_BATCH_WAIT", default_value = "5ms", value_parser = humantime::parse_duration)]
+    pub max_batch_wait: Duration,
+
     /// ONNX Runtime intra-op threads.
     #[arg(long, env = "FRAMEWIRE_THREADS", default_value_t = 1)]
     pub threads: usize,
@@ -178,6 +191,8 @@ impl Config {
             max_detections: self.max_detections,
             classes: self.classes.clone(),
             class_conf: self.class_conf.clone(),
+            execution_provider: self.execution_provider,
+            max_batch: self.max_batch,
         }
     }
 }
@@ -295,10 +310,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<Summary>
             .map_err(|e| Error::Inference(format!("cannot start preprocess thread: {e}")))?
     };
     let inf = {
-        let (metrics, retries) = (metrics.clone(), config.retries);
+        let (metrics, retries, wait) = (metrics.clone(), config.retries, config.max_batch_wait);
         std::thread::Builder::new()
             .name("inference".into())
-            .spawn(move || inference_stage(detector, prep_rx, out_tx, metrics, retries))
+            .spawn(move || inference_stage(detector, prep_rx, out_tx, metrics, retries, wait))
             .map_err(|e| Error::Inference(format!("cannot start inference thread: {e}")))?
     };
     let output = tokio::spawn(output_stage(
@@ -514,16 +529,23 @@ fn inference_stage(
     out: mpsc::Sender<Outcome>,
     metrics: metrics::Metrics,
     retries: u32,
+    batch_wait: Duration,
 ) {
     while let Some(first) = prepared.blocking_recv() {
-        // Batch whatever is already waiting, up to what the model accepts.
+        // Batch what arrives within `batch_wait`, up to what the model accepts.
         let mut batch = vec![first];
+        let deadline = Instant::now() + batch_wait;
         while batch.len() < detector.max_batch {
             match prepared.try_recv() {
                 Ok(j) => batch.push(j),
-                Err(_) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
+                Err(mpsc::error::TryRecvError::Empty) => match deadline.checked_duration_since(Instant::now()) {
+                    Some(left) => std::thread::sleep(left.min(Duration::from_micros(500))),
+                    None => break,
+                },
             }
         }
+        metrics.batch_size.observe(batch.len() as f64);
         let mut attempt = 0;
         let result = loop {
             attempt += 1;

@@ -10,6 +10,7 @@ pub struct Metrics {
     pub boxes: IntCounterVec,
     pub inference_seconds: Histogram,
     pub latency_seconds: Histogram,
+    pub batch_size: Histogram,
     pub in_flight: IntGauge,
     pub consumer_lag: prometheus::IntGaugeVec,
     pub delivery_retries: IntCounter,
@@ -46,6 +47,11 @@ impl Metrics {
                 "framewire_detect_inference_seconds",
                 "ONNX Runtime time per inference call",
                 vec![0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28],
+            ),
+            batch_size: hist(
+                "framewire_detect_batch_size",
+                "Frames per inference call",
+                vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0],
             ),
             latency_seconds: hist(
                 "framewire_detect_latency_seconds",

@@ -20,6 +20,17 @@ use crate::preprocess::{Prepared, Preprocessor};
 use crate::spec::{DecoderSpec, InputSpec, Layout, ModelSpec, Resize};
 use crate::{Error, Result, ssd, yolo};
 
+/// Where inference runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ExecutionProvider {
+    #[default]
+    Cpu,
+    /// NVIDIA CUDA (build with `--features cuda`).
+    Cuda,
+    /// NVIDIA TensorRT (build with `--features tensorrt`).
+    Tensorrt,
+}
+
 /// What `Detector::load` needs.
 #[derive(Debug, Clone)]
 pub struct ModelOptions {
@@ -39,6 +50,46 @@ pub struct ModelOptions {
     pub classes: Vec<String>,
     /// Per-class minimum scores (label or id, score), overriding `conf`.
     pub class_conf: Vec<(String, f32)>,
+    pub execution_provider: ExecutionProvider,
+    /// Upper bound on frames per inference call (models with a dynamic batch dimension only).
+    pub max_batch: usize,
+}
+
+/// Registers the chosen execution provider, failing (instead of silently falling back to the CPU) when it
+/// cannot be used.
+fn with_provider(
+    builder: ort::session::builder::SessionBuilder,
+    ep: ExecutionProvider,
+) -> Result<ort::session::builder::SessionBuilder> {
+    #[cfg_attr(all(feature = "cuda", feature = "tensorrt"), allow(unused_variables))]
+    let not_built = |name: &str| Error::ModelLoad {
+        path: PathBuf::new(),
+        reason: format!(
+            "this build has no {name} support: rebuild detect with `cargo build --release --features {name}`"
+        ),
+    };
+    match ep {
+        ExecutionProvider::Cpu => Ok(builder),
+        #[cfg(feature = "cuda")]
+        ExecutionProvider::Cuda => register(builder, ort::ep::CUDA::default().build().error_on_failure(), ep),
+        #[cfg(not(feature = "cuda"))]
+        ExecutionProvider::Cuda => Err(not_built("cuda")),
+        #[cfg(feature = "tensorrt")]
+        ExecutionProvider::Tensorrt => register(builder, ort::ep::TensorRT::default().build().error_on_failure(), ep),
+        #[cfg(not(feature = "tensorrt"))]
+        ExecutionProvider::Tensorrt => Err(not_built("tensorrt")),
+    }
+}
+
+#[cfg(any(feature = "cuda", feature = "tensorrt"))]
+fn register(
+    builder: ort::session::builder::SessionBuilder,
+    dispatch: ort::ep::ExecutionProviderDispatch,
+    ep: ExecutionProvider,
+) -> Result<ort::session::builder::SessionBuilder> {
+    builder
+        .with_execution_providers([dispatch])
+        .map_err(|e| Error::ModelLoad { path: PathBuf::new(), reason: format!("execution provider {ep:?}: {e}") })
 }
 
 static ENVIRONMENT: OnceLock<std::result::Result<Environment, String>> = OnceLock::new();
@@ -86,14 +137,13 @@ impl Detector {
             .map_err(|e| Error::ModelLoad { path: opts.model.clone(), reason: e.to_string() })?;
         let version = hex12(&Sha256::digest(&bytes));
         let load_err = |e: ort::Error| Error::ModelLoad { path: opts.model.clone(), reason: e.to_string() };
-        let session = Session::builder(env)
+        let builder = Session::builder(env)
             .map_err(load_err)?
             .with_intra_threads(opts.threads.max(1))
             .map_err(|e| load_err(e.into()))?
             .with_inter_threads(1)
-            .map_err(|e| load_err(e.into()))?
-            .commit_from_memory(&bytes)
-            .map_err(load_err)?;
+            .map_err(|e| load_err(e.into()))?;
+        let session = with_provider(builder, opts.execution_provider)?.commit_from_memory(&bytes).map_err(load_err)?;
 
         let spec_path = opts.spec.clone().or_else(|| ModelSpec::sidecar(&opts.model));
         let spec = match &spec_path {
@@ -139,7 +189,7 @@ impl Detector {
             ))
         })?;
         let max_batch = match input.dtype() {
-            ValueType::Tensor { shape, .. } if shape.first().is_some_and(|d| *d < 0) => 64,
+            ValueType::Tensor { shape, .. } if shape.first().is_some_and(|d| *d < 0) => opts.max_batch.max(1),
             _ => 1,
         };
         let name = spec.name.clone();

@@ -28,6 +28,8 @@ fn options() -> ModelOptions {
         max_detections: 100,
         classes: vec![],
         class_conf: vec![],
+        execution_provider: Default::default(),
+        max_batch: 8,
     }
 }
 
@@ -118,4 +120,37 @@ fn class_filter_and_per_class_thresholds() {
     o.classes = vec!["unicorn".into()];
     let err = Detector::load(&o).err().expect("unknown class");
     assert!(err.to_string().contains("unknown class \"unicorn\""), "{err}");
+}
+
+#[test]
+fn a_gpu_provider_missing_from_the_build_is_an_error_not_a_silent_cpu_fallback() {
+    let mut o = options();
+    o.execution_provider = framewire_detect::model::ExecutionProvider::Cuda;
+    match Detector::load(&o) {
+        Err(e) if cfg!(not(feature = "cuda")) => assert!(e.to_string().contains("--features cuda"), "{e}"),
+        // With the feature but without the GPU build of ONNX Runtime, registration must fail loudly too.
+        Err(e) => assert!(e.to_string().contains("Cuda"), "{e}"),
+        Ok(_) => assert!(cfg!(feature = "cuda"), "CUDA cannot load in a CPU-only build"),
+    }
+}
+
+#[test]
+fn batches_of_several_frames_match_single_frame_results() {
+    let mut o = options();
+    o.model = cache().join("test-models/yolov8n-nudenet-320.onnx");
+    o.conf = 0.3;
+    let mut d = Detector::load(&o).unwrap();
+    assert_eq!(d.max_batch, 8, "dynamic batch dimension");
+    let mut pre = d.preprocessor().unwrap();
+    let a = pre.prepare(&jpeg_of("media/astronaut.png")).unwrap();
+    let (single, _) = d.detect(&[&a]).unwrap();
+    let (batched, _) = d.detect(&[&a, &a, &a]).unwrap();
+    assert_eq!(batched.len(), 3);
+    for b in &batched {
+        assert_eq!(b.len(), single[0].len());
+        for (x, y) in b.iter().zip(&single[0]) {
+            assert_eq!(x.label, y.label);
+            assert!((x.score - y.score).abs() < 1e-3 && (x.x1 - y.x1).abs() < 0.5, "{x:?} vs {y:?}");
+        }
+    }
 }
