@@ -1,5 +1,5 @@
 # framewire: the two set-up commands are `make demo` and `make test`. Both install what is missing first.
-.PHONY: demo test setup broker broker-stop clean-cache
+.PHONY: demo test setup broker broker-stop bench
 
 demo:
 	scripts/demo.sh
@@ -15,3 +15,6 @@ broker:
 
 broker-stop:
 	scripts/broker.sh stop
+
+bench:
+	bench/detect.sh

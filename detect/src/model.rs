@@ -55,6 +55,26 @@ pub struct ModelOptions {
     pub max_batch: usize,
 }
 
+impl ModelOptions {
+    /// The defaults of the `detect` command line for `model`, with ONNX Runtime loaded from `runtime`.
+    pub fn new(model: PathBuf, runtime: PathBuf) -> Self {
+        ModelOptions {
+            model,
+            spec: None,
+            labels: None,
+            runtime,
+            threads: 1,
+            conf: 0.5,
+            iou: 0.45,
+            max_detections: 100,
+            classes: vec![],
+            class_conf: vec![],
+            execution_provider: ExecutionProvider::Cpu,
+            max_batch: 8,
+        }
+    }
+}
+
 /// Registers the chosen execution provider, failing (instead of silently falling back to the CPU) when it
 /// cannot be used.
 fn with_provider(
@@ -233,6 +253,21 @@ impl Detector {
             transform: crate::preprocess::Transform { sx: 1.0, sy: 1.0, pad_x: 0.0, pad_y: 0.0 },
         };
         self.detect(&[&blank]).map(|_| ())
+    }
+
+    /// ONNX Runtime alone on one prepared input, outputs discarded: the baseline the benchmark compares the
+    /// whole pipeline against.
+    pub fn run_raw(&mut self, p: &Prepared) -> Result<()> {
+        let (w, h) = (self.spec.input.width as usize, self.spec.input.height as usize);
+        let shape = match self.spec.input.layout {
+            Layout::Nhwc => [1, h, w, 3],
+            Layout::Nchw => [1, 3, h, w],
+        };
+        let view = ndarray::ArrayView4::from_shape(shape, &p.tensor)
+            .map_err(|e| Error::Inference(format!("input tensor does not match {shape:?}: {e}")))?;
+        let input = TensorRef::from_array_view(view)?;
+        self.session.run(ort::inputs![self.input_name.as_str() => input])?;
+        Ok(())
     }
 
     /// Detects objects in a batch of prepared frames (at most `max_batch`). Returns each frame's boxes in

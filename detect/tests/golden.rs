@@ -15,22 +15,9 @@ fn cache() -> PathBuf {
 
 fn options() -> ModelOptions {
     let c = cache();
-    ModelOptions {
-        model: c.join("models/ssdlite_mobilenet_v2_coco.onnx"),
-        spec: None,
-        labels: None,
-        runtime: std::env::var("ORT_DYLIB_PATH")
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| c.join("onnxruntime/libonnxruntime.so")),
-        threads: 1,
-        conf: 0.5,
-        iou: 0.45,
-        max_detections: 100,
-        classes: vec![],
-        class_conf: vec![],
-        execution_provider: Default::default(),
-        max_batch: 8,
-    }
+    let runtime =
+        std::env::var("ORT_DYLIB_PATH").map(PathBuf::from).unwrap_or_else(|_| c.join("onnxruntime/libonnxruntime.so"));
+    ModelOptions::new(c.join("models/ssdlite_mobilenet_v2_coco.onnx"), runtime)
 }
 
 fn jpeg_of(path: &str) -> Vec<u8> {
