@@ -6,7 +6,9 @@ cd "$ROOT"
 
 "$ROOT/scripts/setup.sh"
 "$ROOT/scripts/fetch-test-models.sh"
-rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup component add rustfmt clippy
+for component in rustfmt clippy; do
+    rustup component list --installed 2>/dev/null | grep -q "^$component" || rustup component add "$component"
+done
 log "cargo fmt --check"
 cargo fmt --all -- --check
 log "cargo clippy"
