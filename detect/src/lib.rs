@@ -293,6 +293,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<Summary>
             ("enable.idempotence", "true"),
             ("linger.ms", "5"),
             ("message.timeout.ms", "60000"),
+            // Dead letters carry the original frame, which ingest may have made up to 4 MB by default.
+            ("message.max.bytes", "8388608"),
         ])?
         .create()?;
     info!(group = %config.group, input = %config.input_topic, output = %config.output_topic, dlq = %dlq,
