@@ -35,6 +35,9 @@ pub struct Prepared {
     pub transform: Transform,
 }
 
+/// Largest JPEG accepted: 8K video is 33 MP, so twice that leaves room for panoramic cameras.
+const MAX_PIXELS: usize = 64_000_000;
+
 /// Letterbox padding value (YOLO's grey).
 const PAD: u8 = 114;
 
@@ -56,6 +59,10 @@ impl Preprocessor {
         let (sw, sh) = (header.width, header.height);
         if sw == 0 || sh == 0 {
             return Err(Error::Jpeg("image has no pixels".into()));
+        }
+        // A forged header must not make us allocate gigabytes (65535 x 65535 x 3 bytes).
+        if sw * sh > MAX_PIXELS {
+            return Err(Error::Jpeg(format!("{sw}x{sh} exceeds the {} megapixel limit", MAX_PIXELS / 1_000_000)));
         }
         let (dw, dh) = (self.spec.width as usize, self.spec.height as usize);
         // The smallest DCT scale that still leaves at least the model's resolution.
@@ -251,6 +258,12 @@ mod tests {
         assert!((out.transform.sx - 300.0 / 640.0).abs() < 1e-6);
 
         assert!(matches!(p.prepare(b"not a jpeg"), Err(Error::Jpeg(_))));
+        // Same image with its frame header claiming 20000x20000 (SOF0: FF C0, len, precision, height, width).
+        let mut huge = jpeg.clone();
+        let sof = huge.windows(2).position(|w| w == [0xff, 0xc0]).expect("baseline JPEG");
+        huge[sof + 5..sof + 9].copy_from_slice(&[0x4e, 0x20, 0x4e, 0x20]);
+        let err = p.prepare(&huge).unwrap_err().to_string();
+        assert!(err.contains("20000x20000 exceeds"), "{err}");
         assert!(matches!(p.prepare(&jpeg[..jpeg.len() / 3]), Err(Error::Jpeg(_))), "truncated JPEG must fail");
     }
 }

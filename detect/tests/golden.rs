@@ -142,3 +142,14 @@ fn batches_of_several_frames_match_single_frame_results() {
         }
     }
 }
+
+#[test]
+fn a_file_that_is_not_onnx_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let bogus = dir.path().join("model.onnx");
+    std::fs::write(&bogus, b"this is not a protobuf model").unwrap();
+    let mut o = options();
+    o.model = bogus.clone();
+    let err = Detector::load(&o).err().expect("must fail").to_string();
+    assert!(err.starts_with(&format!("cannot load model {}", bogus.display())), "{err}");
+}
