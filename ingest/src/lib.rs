@@ -147,26 +147,16 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<Summary>
         progress.set_published(publisher.delivered);
     }
     let decoded = decoder.await.map_err(join_error)?;
-    let delivered = publisher.finish(Duration::from_secs(90)).await.map(|(d, _)| d);
+    let delivered = publisher.finish(Duration::from_secs(90)).await;
     progress.finish();
-    let published = match &delivered {
-        Ok(d) => *d,
-        Err(_) => 0,
-    };
-    let summary = Summary {
-        camera: camera.clone(),
-        decoded: decoded.as_ref().map_or(0, |d| d.0),
-        published,
-        elapsed: start.elapsed(),
-    };
-    let delivered = delivered?;
+    let published = delivered?;
     match decoded {
-        Ok(_) => Ok(Summary { published: delivered, ..summary }),
+        Ok((decoded, _)) => Ok(Summary { camera, decoded, published, elapsed: start.elapsed() }),
         // Frames before the damage are published; the count in the error is what was acknowledged.
         Err(Error::Truncated { source_uri, ended_s, declared_s, .. }) => {
-            Err(Error::Truncated { source_uri, ended_s, declared_s, frames: delivered })
+            Err(Error::Truncated { source_uri, ended_s, declared_s, frames: published })
         }
-        Err(Error::Read { source_uri, reason, .. }) => Err(Error::Read { source_uri, frames: delivered, reason }),
+        Err(Error::Read { source_uri, reason, .. }) => Err(Error::Read { source_uri, frames: published, reason }),
         Err(e) => Err(e),
     }
 }

@@ -104,8 +104,8 @@ impl Publisher {
         }
     }
 
-    /// Waits for every queued message to be acknowledged or to fail.
-    pub async fn finish(mut self, timeout: Duration) -> Result<(u64, u64)> {
+    /// Waits for every queued message to be acknowledged or to fail; returns how many were acknowledged.
+    pub async fn finish(mut self, timeout: Duration) -> Result<u64> {
         // flush() blocks; the deliveries it completes resolve the futures drained below.
         let producer = self.producer.clone();
         let flushed = tokio::task::spawn_blocking(move || producer.flush(timeout)).await;
@@ -122,7 +122,7 @@ impl Publisher {
                 first: self.first_error.unwrap_or_default(),
             });
         }
-        Ok((self.delivered, self.failed))
+        Ok(self.delivered)
     }
 
     fn on_delivery(&mut self, r: <DeliveryFuture as std::future::Future>::Output) {
