@@ -77,6 +77,10 @@ impl GroupContext {
         if fresh.is_empty() {
             return;
         }
+        // The time filter in the consume loop applies even if the broker cannot look the time up.
+        if let (StartAt::Timestamp(_), Ok(mut r)) = (start, self.replayed.lock()) {
+            r.extend(fresh.iter().copied());
+        }
         let positions: Vec<(i32, Offset)> = match start {
             StartAt::Offset(o) => fresh.iter().map(|p| (*p, Offset::Offset(o))).collect(),
             StartAt::Timestamp(ms) => {
@@ -97,15 +101,12 @@ impl GroupContext {
                         })
                         .collect(),
                     Err(e) => {
-                        warn!(error = %e, "cannot look up offsets for the replay time; starting from the committed or reset position");
+                        warn!(error = %e, "cannot look up offsets for the replay time; reading from the reset position and skipping older frames");
                         return;
                     }
                 }
             }
         };
-        if let (StartAt::Timestamp(_), Ok(mut r)) = (start, self.replayed.lock()) {
-            r.extend(fresh.iter().copied());
-        }
         for (p, offset) in positions {
             if let Some(mut e) = tpl.find_partition(&self.topic, p)
                 && e.set_offset(offset).is_ok()

@@ -400,10 +400,7 @@ async fn consume(
             let older = m.timestamp().to_millis().is_some_and(|t| t < *from_ms);
             if older && replayed.lock().is_ok_and(|r| r.contains(&m.partition())) {
                 // Before the replay window: done without processing.
-                let next = tracker.lock().ok().and_then(|mut t| t.finish(ticket));
-                if let Some(next) = next {
-                    store_offset(consumer, topic, m.partition(), next);
-                }
+                finish(consumer, tracker, topic, ticket);
                 continue;
             }
         }
@@ -461,16 +458,20 @@ fn measure_lag(
 ) -> i64 {
     let Ok(assignment) = consumer.assignment() else { return 0 };
     let parts: Vec<i32> = assignment.elements_for_topic(topic).iter().map(|e| e.partition()).collect();
-    let committed = consumer.committed(Duration::from_secs(2)).ok();
+    // Only partitions this replica has not consumed from yet need the committed offsets (a broker round trip).
+    let mut committed: Option<Option<TopicPartitionList>> = None;
     let mut total = 0;
     metrics.consumer_lag.reset();
     for p in parts {
         let Ok((low, high)) = consumer.fetch_watermarks(topic, p, Duration::from_secs(2)) else { continue };
-        let from_commit = committed.as_ref().and_then(|c| match c.find_partition(topic, p)?.offset() {
-            Offset::Offset(o) => Some(o),
-            _ => None,
+        let position = tracker.lock().ok().and_then(|t| t.position(p)).or_else(|| {
+            let c = committed.get_or_insert_with(|| consumer.committed(Duration::from_secs(2)).ok());
+            match c.as_ref()?.find_partition(topic, p)?.offset() {
+                Offset::Offset(o) => Some(o),
+                _ => None,
+            }
         });
-        let position = tracker.lock().ok().and_then(|t| t.position(p)).or(from_commit).unwrap_or(low);
+        let position = position.unwrap_or(low);
         let lag = (high - position).max(0);
         metrics.consumer_lag.with_label_values(&[&p.to_string()]).set(lag);
         total += lag;
@@ -658,10 +659,7 @@ async fn output_stage(
                     Delivered::DeadLetter => summary.dead_lettered += 1,
                 }
                 metrics.in_flight.dec();
-                let next = tracker.lock().ok().and_then(|mut t| t.finish(ticket));
-                if let Some(next) = next {
-                    store_offset(consumer.as_ref(), &config.input_topic, ticket.partition, next);
-                }
+                finish(consumer.as_ref(), &tracker, &config.input_topic, ticket);
             }
         }
     }
@@ -707,8 +705,11 @@ async fn deliver(
     }
 }
 
-fn store_offset(consumer: &impl Consumer<consumer::GroupContext>, topic: &str, partition: i32, next: i64) {
-    debug!(partition, next, "storing offset");
+/// Marks a frame done and, if that moved its partition's committable position, stores the new offset for
+/// the next commit.
+fn finish(consumer: &impl Consumer<consumer::GroupContext>, tracker: &Mutex<OffsetTracker>, topic: &str, t: Ticket) {
+    let Some(next) = tracker.lock().ok().and_then(|mut tr| tr.finish(t)) else { return };
+    let partition = t.partition;
     let mut tpl = TopicPartitionList::new();
     if tpl.add_partition_offset(topic, partition, Offset::Offset(next)).is_ok()
         && let Err(e) = consumer.store_offsets(&tpl)

@@ -258,34 +258,32 @@ impl Detector {
     /// ONNX Runtime alone on one prepared input, outputs discarded: the baseline the benchmark compares the
     /// whole pipeline against.
     pub fn run_raw(&mut self, p: &Prepared) -> Result<()> {
-        let (w, h) = (self.spec.input.width as usize, self.spec.input.height as usize);
-        let shape = match self.spec.input.layout {
-            Layout::Nhwc => [1, h, w, 3],
-            Layout::Nchw => [1, 3, h, w],
-        };
-        let view = ndarray::ArrayView4::from_shape(shape, &p.tensor)
-            .map_err(|e| Error::Inference(format!("input tensor does not match {shape:?}: {e}")))?;
-        let input = TensorRef::from_array_view(view)?;
-        self.session.run(ort::inputs![self.input_name.as_str() => input])?;
+        let input = input_view(self.spec.input.layout, self.input_size(), 1, &p.tensor)?;
+        self.session.run(ort::inputs![self.input_name.as_str() => TensorRef::from_array_view(input)?])?;
         Ok(())
+    }
+
+    /// Model input width and height.
+    fn input_size(&self) -> (usize, usize) {
+        (self.spec.input.width as usize, self.spec.input.height as usize)
     }
 
     /// Detects objects in a batch of prepared frames (at most `max_batch`). Returns each frame's boxes in
     /// source pixels and the inference time in milliseconds.
     pub fn detect(&mut self, batch: &[&Prepared]) -> Result<(Vec<Vec<DetectionBox>>, f32)> {
-        let (w, h) = (self.spec.input.width as usize, self.spec.input.height as usize);
-        let shape = match self.spec.input.layout {
-            Layout::Nhwc => [batch.len(), h, w, 3],
-            Layout::Nchw => [batch.len(), 3, h, w],
+        let (w, h) = self.input_size();
+        // A single frame (the common case) is fed in place; only a real batch is copied together.
+        let joined: Vec<f32>;
+        let data: &[f32] = match batch {
+            [one] => &one.tensor,
+            _ => {
+                joined = batch.iter().flat_map(|p| p.tensor.iter().copied()).collect();
+                &joined
+            }
         };
-        let mut data = Vec::with_capacity(batch.len() * w * h * 3);
-        for p in batch {
-            data.extend_from_slice(&p.tensor);
-        }
-        let array = ndarray::Array4::from_shape_vec(shape, data)
-            .map_err(|e| Error::Inference(format!("input tensor does not match {shape:?}: {e}")))?;
+        let array = input_view(self.spec.input.layout, (w, h), batch.len(), data)?;
         let started = Instant::now();
-        let input = TensorRef::from_array_view(&array)?;
+        let input = TensorRef::from_array_view(array)?;
         let outputs = self.session.run(ort::inputs![self.input_name.as_str() => input])?;
         let infer_ms = started.elapsed().as_secs_f32() * 1000.0;
         // Collect at the lowest threshold in use; per-class thresholds are applied after decoding.
@@ -359,6 +357,16 @@ impl Detector {
             })
             .collect()
     }
+}
+
+/// `n` images of `w x h` laid out for the model, viewed without copying.
+fn input_view(layout: Layout, (w, h): (usize, usize), n: usize, data: &[f32]) -> Result<ndarray::ArrayView4<'_, f32>> {
+    let shape = match layout {
+        Layout::Nhwc => [n, h, w, 3],
+        Layout::Nchw => [n, 3, h, w],
+    };
+    ndarray::ArrayView4::from_shape(shape, data)
+        .map_err(|e| Error::Inference(format!("input tensor does not match {shape:?}: {e}")))
 }
 
 fn hex12(digest: &[u8]) -> String {
