@@ -125,8 +125,7 @@ fn bad_messages_go_to_the_dead_letter_topic_and_good_frames_still_flow() {
     let dir = tempfile::tempdir().unwrap();
     let clip = dir.path().join("a.mp4");
     still_clip(&media("astronaut.png"), 1, 2, &clip);
-    let good = broker.ingest(&["--camera", "a", "--topic", &input, clip.to_str().unwrap()]);
-    assert!(good.status.success(), "{}", stderr(&good));
+    broker.ingest_ok("a", &input, &clip, &[]);
 
     // A valid Frame taken from the topic, then damaged three ways.
     let frames = broker.read(&input, 2, Duration::from_secs(10));
@@ -149,8 +148,7 @@ fn bad_messages_go_to_the_dead_letter_topic_and_good_frames_still_flow() {
     }
     producer.flush(Duration::from_secs(10)).unwrap();
     // More good frames after the bad ones.
-    let good = broker.ingest(&["--camera", "b", "--topic", &input, clip.to_str().unwrap()]);
-    assert!(good.status.success());
+    broker.ingest_ok("b", &input, &clip, &[]);
 
     let dead = broker.read(&dlq, 3, Duration::from_secs(60));
     assert_eq!(dead.len(), 3, "three dead letters");

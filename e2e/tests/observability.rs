@@ -31,8 +31,7 @@ fn detect_exports_throughput_and_a_lag_that_drains_to_zero() {
     let broker = Broker::start();
     let (input, output) = (unique("frames"), unique("detections"));
     for cam in ["c1", "c2", "c3"] {
-        let out = broker.ingest(&["--camera", cam, "--topic", &input, media("bikes.mp4").to_str().unwrap()]);
-        assert!(out.status.success(), "{}", stderr(&out));
+        broker.ingest_ok(cam, &input, &media("bikes.mp4"), &[]);
     }
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let addr = format!("127.0.0.1:{port}");

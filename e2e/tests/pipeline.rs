@@ -20,9 +20,8 @@ fn astronaut_clip_every_frame_detected_once_with_the_person() {
     let (input, output) = (unique("frames"), unique("detections"));
     let detect = broker.detect(&input, &output, &unique("group"));
 
-    let ingest = broker.ingest(&["--camera", "astro", "--topic", &input, clip.to_str().unwrap()]);
-    assert!(ingest.status.success(), "ingest failed: {}", stderr(&ingest));
-    assert!(stdout(&ingest).contains("published 10 frames of camera astro"), "{}", stdout(&ingest));
+    let printed = broker.ingest_ok("astro", &input, &clip, &[]);
+    assert!(printed.contains("published 10 frames of camera astro"), "{printed}");
 
     // Read the results the way a user does: subscribe tail --json.
     let tail = broker
@@ -67,11 +66,9 @@ fn bikes_video_yields_people_bicycles_and_vehicles() {
     let broker = Broker::start();
     let (input, output) = (unique("frames"), unique("detections"));
     let _detect = broker.detect(&input, &output, &unique("group"));
-    let ingest =
-        broker.ingest(&["--camera", "bikes", "--fps", "5", "--topic", &input, media("bikes.mp4").to_str().unwrap()]);
-    assert!(ingest.status.success(), "{}", stderr(&ingest));
+    let printed = broker.ingest_ok("bikes", &input, &media("bikes.mp4"), &["--fps", "5"]);
     // 10 s at 25 fps sampled to 5 fps by stream time.
-    assert!(stdout(&ingest).contains("published 50 frames"), "{}", stdout(&ingest));
+    assert!(printed.contains("published 50 frames"), "{printed}");
 
     let results = broker.read_detections(&output, 50, Duration::from_secs(90));
     let seqs: BTreeSet<u64> = results.iter().map(|d| d.seq).collect();
@@ -94,9 +91,7 @@ fn bikes_video_yields_people_bicycles_and_vehicles() {
 fn frames_stay_in_camera_order_within_a_partition() {
     let broker = Broker::start();
     let input = unique("frames");
-    let ingest =
-        broker.ingest(&["--camera", "c1", "--fps", "10", "--topic", &input, media("bikes.mp4").to_str().unwrap()]);
-    assert!(ingest.status.success(), "{}", stderr(&ingest));
+    broker.ingest_ok("c1", &input, &media("bikes.mp4"), &["--fps", "10"]);
     let msgs = broker.read(&input, 100, Duration::from_secs(30));
     assert_eq!(msgs.len(), 100);
     use rdkafka::Message;
@@ -123,9 +118,8 @@ fn frames_stay_in_camera_order_within_a_partition() {
 fn a_replica_stopped_mid_stream_hands_over_without_loss_or_duplicates() {
     let broker = Broker::start();
     let (input, output, group) = (unique("frames"), unique("detections"), unique("group"));
-    let ingest = broker.ingest(&["--camera", "bikes", "--topic", &input, media("bikes.mp4").to_str().unwrap()]);
-    assert!(ingest.status.success(), "{}", stderr(&ingest));
-    assert!(stdout(&ingest).contains("published 250 frames"), "{}", stdout(&ingest));
+    let printed = broker.ingest_ok("bikes", &input, &media("bikes.mp4"), &[]);
+    assert!(printed.contains("published 250 frames"), "{printed}");
 
     // First replica: stop it (SIGTERM) once it is part-way through.
     let first = broker.detect(&input, &output, &group);

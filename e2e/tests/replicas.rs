@@ -19,10 +19,8 @@ fn sigkilled_replica_restarts_with_its_identity_and_nothing_is_lost() {
     let (input, output, group) = (unique("frames"), unique("detections"), unique("group"));
     let cameras = ["north", "south", "east", "west"];
     for cam in cameras {
-        let out =
-            broker.ingest(&["--camera", cam, "--fps", "12", "--topic", &input, media("bikes.mp4").to_str().unwrap()]);
-        assert!(out.status.success(), "{}", stderr(&out));
-        assert!(stdout(&out).contains("published 120 frames"), "{}", stdout(&out));
+        let printed = broker.ingest_ok(cam, &input, &media("bikes.mp4"), &["--fps", "12"]);
+        assert!(printed.contains("published 120 frames"), "{printed}");
     }
     let expected: BTreeSet<(String, u64)> =
         cameras.iter().flat_map(|c| (0..120).map(move |s| (c.to_string(), s))).collect();
@@ -75,9 +73,7 @@ fn two_replicas_share_the_partitions() {
     let (input, output, group) = (unique("frames"), unique("detections"), unique("group"));
     let cameras = ["a", "b", "c", "d", "e", "f"];
     for cam in cameras {
-        let out =
-            broker.ingest(&["--camera", cam, "--fps", "2", "--topic", &input, media("bikes.mp4").to_str().unwrap()]);
-        assert!(out.status.success(), "{}", stderr(&out));
+        broker.ingest_ok(cam, &input, &media("bikes.mp4"), &["--fps", "2"]);
     }
     let r1 = broker.detect_with(&input, &output, &group, &["--instance-id", "one"]);
     let r2 = broker.detect_with(&input, &output, &group, &["--instance-id", "two"]);
@@ -105,9 +101,7 @@ fn replay_group_starts_at_an_offset_or_a_time_and_resumes_from_its_commits() {
     use rdkafka::Message;
     let broker = Broker::start();
     let input = unique("frames");
-    let out =
-        broker.ingest(&["--camera", "cam", "--fps", "5", "--topic", &input, media("bikes.mp4").to_str().unwrap()]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    broker.ingest_ok("cam", &input, &media("bikes.mp4"), &["--fps", "5"]);
     let frames = broker.read(&input, 50, Duration::from_secs(20));
     assert_eq!(frames.len(), 50);
 

@@ -154,6 +154,17 @@ impl Broker {
         self.cmd("ingest").args(args).output().unwrap()
     }
 
+    /// Publishes `source` as `camera` to `topic` (plus `extra` flags), asserting that ingest succeeded.
+    /// Returns what it printed.
+    pub fn ingest_ok(&self, camera: &str, topic: &str, source: &Path, extra: &[&str]) -> String {
+        let mut args = vec!["--camera", camera, "--topic", topic];
+        args.extend(extra);
+        args.push(source.to_str().unwrap());
+        let out = self.ingest(&args);
+        assert!(out.status.success(), "ingest failed: {}", stderr(&out));
+        stdout(&out)
+    }
+
     /// Reads `topic` from the beginning until `want` messages arrived or `timeout` passed.
     pub fn read(&self, topic: &str, want: usize, timeout: Duration) -> Vec<OwnedMessage> {
         self.read_until(topic, timeout, |msgs| msgs.len() >= want)
