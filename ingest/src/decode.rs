@@ -1,12 +1,21 @@
 //! Opening a source with FFmpeg and decoding its best video stream, reporting damage instead of hiding it:
 //! ffmpeg-next's packet iterator silently skips read errors, so packets are read one by one here.
+//!
+//! Every source is opened with an interrupt callback (the [`Watchdog`]): FFmpeg polls it inside blocking
+//! network reads, which is the only way to stop a read from a camera that went silent without closing the
+//! connection, and to make Ctrl-C immediate while a read is blocked.
 
+use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use ffmpeg::format::context::Input;
 use ffmpeg::frame::Video as VideoFrame;
 use ffmpeg::media::Type;
 use ffmpeg_next as ffmpeg;
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::{Error, Result};
@@ -42,6 +51,69 @@ pub struct DecodeStats {
     pub bad_packets: u64,
     /// Stream time of the last decoded frame.
     pub last_t_us: Option<i64>,
+    /// Latest stream time the demuxer delivered (frames may be skipped, e.g. keyframes only).
+    pub last_packet_t_us: Option<i64>,
+}
+
+/// Aborts FFmpeg I/O that makes no progress for `limit`, or at once when shutdown is requested.
+pub struct Watchdog {
+    epoch: Instant,
+    /// Milliseconds since `epoch` at the start of the current read.
+    last_ms: AtomicU64,
+    /// Zero disables the stall check (files: a slow disk is not a dead camera).
+    limit_ms: u64,
+    cancel: CancellationToken,
+    tripped: AtomicBool,
+}
+
+impl Watchdog {
+    pub fn new(limit: Option<Duration>, cancel: CancellationToken) -> Arc<Self> {
+        Arc::new(Watchdog {
+            epoch: Instant::now(),
+            last_ms: AtomicU64::new(0),
+            limit_ms: limit.map_or(0, |l| l.as_millis().max(1) as u64),
+            cancel,
+            tripped: AtomicBool::new(false),
+        })
+    }
+
+    /// Starts the stall clock again: called before each read, so time spent pacing or waiting for the
+    /// producer is not mistaken for a silent camera.
+    pub fn touch(&self) {
+        self.last_ms.store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// FFmpeg's interrupt callback: true aborts the blocked operation.
+    fn should_abort(&self) -> bool {
+        if self.cancel.is_cancelled() {
+            return true;
+        }
+        if self.limit_ms > 0 {
+            let idle = (self.epoch.elapsed().as_millis() as u64).saturating_sub(self.last_ms.load(Ordering::Relaxed));
+            if idle > self.limit_ms {
+                self.tripped.store(true, Ordering::Relaxed);
+                return true;
+            }
+        }
+        false
+    }
+
+    fn stalled(&self) -> bool {
+        self.tripped.load(Ordering::Relaxed) && !self.cancel.is_cancelled()
+    }
+
+    fn limit(&self) -> Duration {
+        Duration::from_millis(self.limit_ms)
+    }
+}
+
+/// How to open a source.
+pub struct OpenOptions {
+    /// FFmpeg demuxer/protocol options, as `-key value` on the FFmpeg command line.
+    pub options: BTreeMap<String, String>,
+    pub watchdog: Arc<Watchdog>,
+    /// Decode only keyframes: a fraction of the CPU for sources sampled far below their frame rate.
+    pub keyframes_only: bool,
 }
 
 /// An open video source.
@@ -52,8 +124,20 @@ pub struct VideoSource {
     time_base: ffmpeg::Rational,
     start_pts: Option<i64>,
     frame_interval_us: i64,
+    watchdog: Arc<Watchdog>,
+    keyframes_only: bool,
     pub info: SourceInfo,
     pub stats: DecodeStats,
+}
+
+/// A decoded frame's times.
+#[derive(Debug, Clone, Copy)]
+pub struct FrameTime {
+    /// Stream time from the first frame, µs.
+    pub stream_us: i64,
+    /// Wall-clock capture time from the camera's own clock (RTCP sender reports), Unix µs, when the
+    /// source provides one.
+    pub camera_clock_us: Option<i64>,
 }
 
 /// Strips `user:password@` from URLs so credentials never reach logs or messages.
@@ -72,26 +156,52 @@ fn is_url(s: &str) -> bool {
     s.contains("://")
 }
 
-impl VideoSource {
-    /// Opens `source` (a path or any URL FFmpeg reads) and prepares a decoder for its best video stream.
-    pub fn open(source: &str) -> Result<Self> {
-        ffmpeg::init().map_err(|e| Error::Open { source_uri: redact(source), reason: e.to_string() })?;
+/// Initialises FFmpeg once: formats, devices (V4L2 webcams) and the log level.
+pub fn init() -> Result<()> {
+    static INIT: std::sync::OnceLock<std::result::Result<(), String>> = std::sync::OnceLock::new();
+    INIT.get_or_init(|| {
+        ffmpeg::init().map_err(|e| e.to_string())?;
+        ffmpeg::device::register_all();
         // FFmpeg's warnings (e.g. swscale's note on yuvj formats) are noise next to our own logs; its errors
         // still print, since they name the damage precisely.
         ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Error);
+        Ok(())
+    })
+    .clone()
+    .map_err(|reason| Error::Open { source_uri: String::new(), reason })
+}
+
+impl VideoSource {
+    /// Opens `source` (a path or any URL FFmpeg reads) and prepares a decoder for its best video stream.
+    pub fn open(source: &str, opts: OpenOptions) -> Result<Self> {
+        init()?;
         let uri = redact(source);
         if !is_url(source) && !Path::new(source).exists() {
             return Err(Error::NotFound(source.into()));
         }
-        let input = ffmpeg::format::input(source).map_err(|e| Error::Open {
-            source_uri: uri.clone(),
-            reason: match e {
-                ffmpeg::Error::InvalidData => {
-                    "not a video FFmpeg can read, or cut short before its index (an MP4 still being written?)".into()
+        let mut dict = ffmpeg::Dictionary::new();
+        for (k, v) in &opts.options {
+            dict.set(k, v);
+        }
+        let watchdog = opts.watchdog.clone();
+        watchdog.touch();
+        let input = ffmpeg::format::input_with_interrupt_and_dictionary(source, move || watchdog.should_abort(), dict)
+            .map_err(|e| {
+                if opts.watchdog.stalled() {
+                    return Error::Stalled { source_uri: uri.clone(), after_s: opts.watchdog.limit().as_secs_f64() };
                 }
-                e => e.to_string(),
-            },
-        })?;
+                Error::Open {
+                    source_uri: uri.clone(),
+                    reason: match e {
+                        ffmpeg::Error::InvalidData => {
+                            "not a video FFmpeg can read, or cut short before its index (an MP4 still being written?)"
+                                .into()
+                        }
+                        ffmpeg::Error::Exit => "interrupted".into(),
+                        e => e.to_string(),
+                    },
+                }
+            })?;
         let stream = input.streams().best(Type::Video).ok_or_else(|| Error::NoVideo(uri.clone()))?;
         let stream_index = stream.index();
         let time_base = stream.time_base();
@@ -128,27 +238,44 @@ impl VideoSource {
             time_base,
             start_pts,
             frame_interval_us,
+            watchdog: opts.watchdog,
+            keyframes_only: opts.keyframes_only,
             info,
             stats: Default::default(),
         })
     }
 
-    /// Decodes every frame, calling `on_frame(frame, stream_time_us)`; returning `false` stops early.
+    /// Decodes every frame, calling `on_frame(frame, time)`; returning `false` stops early.
     /// Frames decoded before a read error are delivered before the error is returned.
-    pub fn run(&mut self, mut on_frame: impl FnMut(&VideoFrame, i64) -> Result<bool>) -> Result<End> {
+    pub fn run(&mut self, mut on_frame: impl FnMut(&VideoFrame, FrameTime) -> Result<bool>) -> Result<End> {
         let mut packet = ffmpeg::Packet::empty();
         let mut frame = VideoFrame::empty();
         let mut read_error = None;
+        // A live stream can keep sending packets (audio, RTCP) without video: that is a stall too.
+        let mut last_frame = Instant::now();
+        let stall = self.watchdog.limit();
         loop {
+            self.watchdog.touch();
             match packet.read(&mut self.input) {
                 Ok(()) => {}
                 Err(ffmpeg::Error::Eof) => break,
+                Err(_) if self.watchdog.cancel.is_cancelled() => return Ok(End::Stopped),
                 Err(e) => {
                     read_error = Some(e.to_string());
                     break;
                 }
             }
             if packet.stream() != self.stream_index {
+                if !stall.is_zero() && last_frame.elapsed() > stall {
+                    return Err(self.stalled_error());
+                }
+                continue;
+            }
+            if let Some(pts) = packet.pts() {
+                let t = rescale_us(pts - self.start_pts.unwrap_or(pts), self.time_base);
+                self.stats.last_packet_t_us = Some(self.stats.last_packet_t_us.map_or(t, |l| l.max(t)));
+            }
+            if self.keyframes_only && !packet.is_key() {
                 continue;
             }
             if let Err(e) = self.decoder.send_packet(&packet) {
@@ -156,9 +283,18 @@ impl VideoSource {
                 warn!(source = %self.info.uri, error = %e, "damaged packet skipped");
                 continue;
             }
+            let before = self.stats.frames;
             if !self.drain(&mut frame, &mut on_frame)? {
                 return Ok(End::Stopped);
             }
+            if self.stats.frames > before {
+                last_frame = Instant::now();
+            } else if !stall.is_zero() && last_frame.elapsed() > stall {
+                return Err(self.stalled_error());
+            }
+        }
+        if self.watchdog.stalled() {
+            return Err(self.stalled_error());
         }
         // Flush the frames the decoder still holds (frame threading delays output by a few frames).
         if self.decoder.send_eof().is_ok() && !self.drain(&mut frame, &mut on_frame)? {
@@ -171,37 +307,43 @@ impl VideoSource {
         Ok(End::Eof)
     }
 
+    fn stalled_error(&self) -> Error {
+        Error::Stalled { source_uri: self.info.uri.clone(), after_s: self.watchdog.limit().as_secs_f64() }
+    }
+
     fn drain(
         &mut self,
         frame: &mut VideoFrame,
-        on_frame: &mut impl FnMut(&VideoFrame, i64) -> Result<bool>,
+        on_frame: &mut impl FnMut(&VideoFrame, FrameTime) -> Result<bool>,
     ) -> Result<bool> {
         while self.decoder.receive_frame(frame).is_ok() {
-            let t_us = self.stream_time_us(frame);
+            let time = self.frame_time(frame);
             self.stats.frames += 1;
-            self.stats.last_t_us = Some(t_us);
-            if !on_frame(frame, t_us)? {
+            self.stats.last_t_us = Some(time.stream_us);
+            if !on_frame(frame, time)? {
                 return Ok(false);
             }
         }
         Ok(true)
     }
 
-    fn stream_time_us(&mut self, frame: &VideoFrame) -> i64 {
+    fn frame_time(&mut self, frame: &VideoFrame) -> FrameTime {
         match frame.timestamp().or(frame.pts()) {
             Some(ts) => {
                 let start = *self.start_pts.get_or_insert(ts);
-                rescale_us(ts - start, self.time_base)
+                let camera_clock_us = start_time_realtime(&self.input).map(|t0| t0 + rescale_us(ts, self.time_base));
+                FrameTime { stream_us: rescale_us(ts - start, self.time_base), camera_clock_us }
             }
             // No timestamps at all (raw streams): assume the nominal rate.
-            None => self.stats.frames as i64 * self.frame_interval_us,
+            None => FrameTime { stream_us: self.stats.frames as i64 * self.frame_interval_us, camera_clock_us: None },
         }
     }
 
     /// A stream that stops well before its declared duration was cut short. The demuxer reports that as a
     /// plain end of file, so it is checked here.
     fn check_complete(&self) -> Result<()> {
-        let (Some(declared), Some(last)) = (self.info.duration_us, self.stats.last_t_us) else { return Ok(()) };
+        let last = self.stats.last_t_us.max(self.stats.last_packet_t_us);
+        let (Some(declared), Some(last)) = (self.info.duration_us, last) else { return Ok(()) };
         let ended = last + self.frame_interval_us;
         // Containers round durations and audio may outlast video: allow half a second or 3 frames.
         let slack = (3 * self.frame_interval_us).max(500_000);
@@ -215,6 +357,16 @@ impl VideoSource {
         }
         Ok(())
     }
+}
+
+/// The wall-clock time (Unix µs) of stream time zero, which FFmpeg's RTSP demuxer derives from the camera's
+/// first RTCP sender report. ffmpeg-next has no accessor for this field.
+#[allow(unsafe_code)]
+fn start_time_realtime(input: &Input) -> Option<i64> {
+    // SAFETY: `input` owns a live AVFormatContext for as long as the borrow lasts; reading a plain integer
+    // field of it does not race with FFmpeg, which only writes it from the reading thread (this one).
+    let t = unsafe { (*input.as_ptr()).start_time_realtime };
+    (t != ffmpeg::ffi::AV_NOPTS_VALUE && t > 0).then_some(t)
 }
 
 fn rescale_us(ts: i64, tb: ffmpeg::Rational) -> i64 {

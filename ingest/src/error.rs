@@ -17,6 +17,14 @@ pub enum Error {
         "{source_uri} ends at {ended_s:.2}s but declares {declared_s:.2}s: the file is truncated ({frames} frames before the cut were published)"
     )]
     Truncated { source_uri: String, ended_s: f64, declared_s: f64, frames: u64 },
+    #[error("{source_uri}: no data for {after_s:.1}s (stalled; see --stall-timeout)")]
+    Stalled { source_uri: String, after_s: f64 },
+    #[error("{source_uri}: gave up after {attempts} failed attempts (last: {last})")]
+    GaveUp { source_uri: String, attempts: u32, last: String },
+    #[error("config {}: {reason}", path.display())]
+    Config { path: PathBuf, reason: String },
+    #[error("a {width}x{height} frame cannot be encoded under {limit} bytes even at {min_width}px wide")]
+    TooLarge { width: u32, height: u32, limit: usize, min_width: u32 },
     #[error("JPEG encoding failed: {0}")]
     Jpeg(String),
     #[error("pixel format conversion failed: {0}")]

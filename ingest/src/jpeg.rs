@@ -12,17 +12,93 @@ use crate::{Error, Result};
 pub struct JpegEncoder {
     compressor: turbojpeg::Compressor,
     scaler: Option<(Scaler, VideoFrame)>,
+    quality: u8,
 }
+
+/// A JPEG that fits the message size limit.
+#[derive(Debug, Clone)]
+pub struct Encoded {
+    pub data: Vec<u8>,
+    pub width: u32,
+    pub height: u32,
+    /// How it was made to fit, if the first encoding was too large.
+    pub shrunk: Option<Shrink>,
+}
+
+/// What was given up to fit a frame into one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shrink {
+    /// Re-encoded at this lower quality, full resolution.
+    Quality(u8),
+    /// Downscaled to this width (and quality [`DOWNSCALED_QUALITY`]).
+    Downscaled(u32),
+}
+
+/// Lower qualities tried before giving up resolution: a detector needs pixels more than fine texture.
+const FALLBACK_QUALITIES: [u8; 3] = [60, 40, 25];
+const DOWNSCALED_QUALITY: u8 = 40;
+/// Below this width a frame is useless for detection: report it instead of shrinking further.
+pub const MIN_WIDTH: u32 = 64;
 
 impl JpegEncoder {
     pub fn new(quality: u8) -> Result<Self> {
+        let quality = quality.clamp(1, 100);
         let mut compressor = turbojpeg::Compressor::new().map_err(|e| Error::Jpeg(e.to_string()))?;
-        compressor.set_quality(i32::from(quality.clamp(1, 100))).map_err(|e| Error::Jpeg(e.to_string()))?;
-        Ok(JpegEncoder { compressor, scaler: None })
+        compressor.set_quality(i32::from(quality)).map_err(|e| Error::Jpeg(e.to_string()))?;
+        Ok(JpegEncoder { compressor, scaler: None, quality })
     }
 
-    pub fn set_quality(&mut self, quality: u8) -> Result<()> {
+    fn use_quality(&mut self, quality: u8) -> Result<()> {
         self.compressor.set_quality(i32::from(quality.clamp(1, 100))).map_err(|e| Error::Jpeg(e.to_string()))
+    }
+
+    /// Encodes `frame` in at most `limit` bytes: at the configured quality if it fits, else at lower
+    /// qualities, else downscaled by halves. A frame is never silently dropped for its size: if even the
+    /// smallest useful size does not fit, that is an error the caller counts and logs.
+    pub fn encode_within(&mut self, frame: &VideoFrame, limit: usize) -> Result<Encoded> {
+        let (width, height) = (frame.width(), frame.height());
+        let data = self.encode(frame)?;
+        if data.len() <= limit {
+            return Ok(Encoded { data, width, height, shrunk: None });
+        }
+        let configured = self.quality;
+        let mut fitted = None;
+        for q in FALLBACK_QUALITIES.into_iter().filter(|q| *q < configured) {
+            self.use_quality(q)?;
+            let data = self.encode(frame);
+            if let Ok(data) = &data
+                && data.len() <= limit
+            {
+                fitted = Some(Encoded { data: data.clone(), width, height, shrunk: Some(Shrink::Quality(q)) });
+                break;
+            }
+            data?;
+        }
+        if fitted.is_none() {
+            fitted = self.downscale_within(frame, limit)?;
+        }
+        self.use_quality(configured)?;
+        fitted.ok_or(Error::TooLarge { width, height, limit, min_width: MIN_WIDTH })
+    }
+
+    fn downscale_within(&mut self, frame: &VideoFrame, limit: usize) -> Result<Option<Encoded>> {
+        self.use_quality(DOWNSCALED_QUALITY.min(self.quality))?;
+        let (mut w, mut h) = (frame.width(), frame.height());
+        while w / 2 >= MIN_WIDTH {
+            // 4:2:0 needs even sizes.
+            w = (w / 2) & !1;
+            h = ((h / 2) & !1).max(2);
+            let mut scaler =
+                Scaler::get(frame.format(), frame.width(), frame.height(), Pixel::YUVJ420P, w, h, Flags::AREA)
+                    .map_err(|e| Error::Scale(e.to_string()))?;
+            let mut out = VideoFrame::empty();
+            scaler.run(frame, &mut out).map_err(|e| Error::Scale(e.to_string()))?;
+            let data = compress_yuv420(&mut self.compressor, &out)?;
+            if data.len() <= limit {
+                return Ok(Some(Encoded { data, width: w, height: h, shrunk: Some(Shrink::Downscaled(w)) }));
+            }
+        }
+        Ok(None)
     }
 
     /// Encodes a decoded frame of any pixel format.
@@ -48,13 +124,14 @@ impl JpegEncoder {
 
 fn compress_yuv420(c: &mut turbojpeg::Compressor, f: &VideoFrame) -> Result<Vec<u8>> {
     let (w, h) = (f.width() as usize, f.height() as usize);
+    let (y_plane, y_stride) = luma_padded_to_even(f.data(0), f.stride(0), w, h);
     let image = turbojpeg::YuvPlanesImage {
-        y_plane: f.data(0),
+        y_plane: y_plane.as_ref(),
         u_plane: f.data(1),
         v_plane: f.data(2),
         width: w,
         height: h,
-        y_stride: f.stride(0),
+        y_stride,
         u_stride: f.stride(1),
         v_stride: f.stride(2),
         subsamp: turbojpeg::Subsamp::Sub2x2,
@@ -62,9 +139,92 @@ fn compress_yuv420(c: &mut turbojpeg::Compressor, f: &VideoFrame) -> Result<Vec<
     c.compress_yuv_planes_to_vec(&image).map_err(|e| Error::Jpeg(e.to_string()))
 }
 
+/// libjpeg-turbo reads 4:2:0 luma in 2x2 blocks, so an odd width or height needs one more column or row
+/// than FFmpeg's plane holds (images often have odd sizes; video rarely does). Such planes are copied with
+/// the last column and row repeated; even-sized planes are used in place.
+fn luma_padded_to_even(plane: &[u8], stride: usize, w: usize, h: usize) -> (std::borrow::Cow<'_, [u8]>, usize) {
+    let (pw, ph) = (w.next_multiple_of(2), h.next_multiple_of(2));
+    if plane.len() >= stride * (ph - 1) + pw {
+        return (std::borrow::Cow::Borrowed(plane), stride);
+    }
+    let mut out = vec![0u8; pw * ph];
+    for y in 0..ph {
+        let src = &plane[y.min(h - 1) * stride..][..w];
+        let dst = &mut out[y * pw..][..pw];
+        dst[..w].copy_from_slice(src);
+        if pw > w {
+            dst[w] = src[w - 1];
+        }
+    }
+    (std::borrow::Cow::Owned(out), pw)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A frame of noise: the worst case for JPEG size.
+    fn noise(w: u32, h: u32) -> VideoFrame {
+        let mut f = VideoFrame::new(Pixel::YUV420P, w, h);
+        let mut x: u32 = 12345;
+        for plane in 0..3 {
+            for b in f.data_mut(plane) {
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                *b = (x >> 16) as u8;
+            }
+        }
+        f
+    }
+
+    #[test]
+    fn odd_sized_pictures_encode() {
+        ffmpeg_next::init().unwrap();
+        let mut enc = JpegEncoder::new(80).unwrap();
+        for (w, h) in [(641, 427), (640, 427), (33, 17)] {
+            for fmt in [Pixel::YUVJ420P, Pixel::YUV420P] {
+                let mut f = VideoFrame::new(fmt, w, h);
+                for plane in 0..3 {
+                    f.data_mut(plane).fill(128);
+                }
+                let jpeg = enc.encode(&f).unwrap();
+                let img = turbojpeg::decompress(&jpeg, turbojpeg::PixelFormat::RGB).unwrap();
+                assert_eq!((img.width as u32, img.height as u32), (w, h), "{fmt:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_oversized_frame_is_shrunk_until_it_fits() {
+        ffmpeg_next::init().unwrap();
+        let frame = noise(640, 480);
+        let mut enc = JpegEncoder::new(95).unwrap();
+        let full = enc.encode(&frame).unwrap().len();
+
+        let roomy = enc.encode_within(&frame, full).unwrap();
+        assert_eq!((roomy.shrunk, roomy.width), (None, 640));
+
+        // Just under the full-quality size: a lower quality is enough, resolution is kept.
+        let q = enc.encode_within(&frame, full * 3 / 4).unwrap();
+        assert!(matches!(q.shrunk, Some(Shrink::Quality(_))), "{:?}", q.shrunk);
+        assert!(q.data.len() <= full * 3 / 4);
+        assert_eq!((q.width, q.height), (640, 480));
+
+        // Far under: only downscaling fits; the JPEG really has the size it claims.
+        let limit = full / 12;
+        let small = enc.encode_within(&frame, limit).unwrap();
+        assert!(small.data.len() <= limit, "{} > {limit}", small.data.len());
+        let Some(Shrink::Downscaled(w)) = small.shrunk else { panic!("{:?}", small.shrunk) };
+        let img = turbojpeg::decompress(&small.data, turbojpeg::PixelFormat::RGB).unwrap();
+        assert_eq!((img.width as u32, img.height as u32), (w, small.height));
+        assert!((MIN_WIDTH..640).contains(&w));
+
+        // Impossible: a clear error, not an empty message.
+        let e = enc.encode_within(&frame, 200).unwrap_err();
+        assert!(matches!(e, Error::TooLarge { .. }), "{e}");
+
+        // The configured quality is restored for the next frame.
+        assert_eq!(enc.encode(&frame).unwrap().len(), full);
+    }
 
     #[test]
     fn encodes_a_yuv420p_frame_that_decodes_back_to_its_colour() {

@@ -1,42 +1,60 @@
-//! `ingest`: decode a video source with FFmpeg, sample it to a target frame rate, encode each kept frame as
-//! JPEG and publish it to Kafka as a `Frame`, keyed by camera id so a camera's frames stay in order.
+//! `ingest`: decode video sources with FFmpeg (files, RTSP/HTTP cameras, webcams, images and image folders),
+//! sample them to a target frame rate, encode each kept frame as JPEG and publish it to Kafka as a `Frame`,
+//! keyed by camera id so a camera's frames stay in order. One process runs many cameras, each decoded on its
+//! own thread, all sharing one producer.
 //!
 //! # Layout
-//! - [`decode`]: opening sources and decoding video, with damage and truncation reported.
+//! - [`cameras`]: which cameras to run (config file, flags) and what kind of source each is.
+//! - [`camera`]: one camera's worker: open, decode, sample, encode, queue; reconnects for live sources.
+//! - [`folder`]: image folders, optionally watched for new files.
+//! - [`decode`]: opening sources and decoding video, with stalls, damage and truncation reported.
 //! - [`sample`]: `--fps` sampling by stream time.
-//! - [`jpeg`]: libjpeg-turbo encoding from YUV planes.
+//! - [`jpeg`]: libjpeg-turbo encoding from YUV planes; shrinking frames that exceed the message size.
+//! - [`queue`]: the per-camera queues to the producer (drop-oldest for live sources, wait for files).
+//! - [`backoff`]: reconnect delays.
 //! - [`publish`]: the Kafka producer with backpressure and delivery accounting.
-//! - [`progress`]: progress bar and periodic status lines.
+//! - [`progress`]: progress bars and periodic status lines.
 //! - [`metrics`]: Prometheus metrics.
 
+pub mod backoff;
+pub mod camera;
+pub mod cameras;
 pub mod decode;
 pub mod error;
+pub mod folder;
 pub mod jpeg;
 pub mod metrics;
 pub mod progress;
 pub mod publish;
+pub mod queue;
 pub mod sample;
 
-use std::path::Path;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use prost::Message;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{error, info};
 
 use framewire_common::kafka::KafkaArgs;
 use framewire_common::metrics::MetricsArgs;
-use framewire_proto::{Encoding, Frame, SCHEMA_VERSION, names};
+use framewire_proto::{Frame, names};
 
 pub use error::{Error, Result};
 
-use decode::{End, VideoSource};
-use progress::Progress;
+use cameras::{CameraSpec, Defaults, LiveTiming, RtspTransport, SourceKind};
+use progress::{CameraStatus, Progress};
+use queue::{Full, Queues};
 
 /// Command-line configuration of `ingest`.
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "ingest", version, about = "Decode a video and publish its frames to Kafka as JPEG Frames")]
+#[command(
+    name = "ingest",
+    version,
+    about = "Decode video sources (files, RTSP/HTTP cameras, webcams, image folders) and publish their frames to Kafka as JPEG Frames"
+)]
 pub struct Config {
     #[command(flatten)]
     pub kafka: KafkaArgs,
@@ -44,18 +62,65 @@ pub struct Config {
     #[command(flatten)]
     pub metrics: MetricsArgs,
 
-    /// Camera id: the Kafka key of every frame and the name subscribers see. Defaults to the file name
-    /// without extension.
-    #[arg(long, env = "FRAMEWIRE_CAMERA")]
-    pub camera: Option<String>,
+    /// Cameras to run, from a TOML file of `[[camera]]` tables (id, source, and optionally fps, realtime,
+    /// keyframes_only, rtsp_transport, options, watch, live, jpeg_quality).
+    #[arg(long, env = "FRAMEWIRE_CONFIG")]
+    pub config: Option<PathBuf>,
 
-    /// Frames per second to publish, sampled by stream time. Default: every decoded frame.
+    /// `ID=SOURCE` adds a camera (repeatable). A plain `ID` names the positional SOURCE; without it the
+    /// camera id is the source's file name.
+    #[arg(long = "camera", env = "FRAMEWIRE_CAMERA")]
+    pub cameras: Vec<String>,
+
+    /// Frames per second to publish per camera, sampled by stream time. Default: every decoded frame.
     #[arg(long, env = "FRAMEWIRE_FPS")]
     pub fps: Option<f64>,
 
-    /// Pace a file at its native speed, so it stands in for a live camera.
+    /// Pace files at their native speed, so a file can stand in for a live camera.
     #[arg(long, env = "FRAMEWIRE_REALTIME")]
     pub realtime: bool,
+
+    /// Decode only keyframes: far less CPU for cameras sampled well below their frame rate.
+    #[arg(long, env = "FRAMEWIRE_KEYFRAMES_ONLY")]
+    pub keyframes_only: bool,
+
+    /// RTSP transport.
+    #[arg(long, env = "FRAMEWIRE_RTSP_TRANSPORT", value_enum, default_value = "tcp")]
+    pub rtsp_transport: RtspTransport,
+
+    /// FFmpeg input option `KEY=VALUE` for every camera (repeatable), like `-KEY VALUE` before `-i` on the
+    /// FFmpeg command line: e.g. `video_size=1280x720` for a webcam, `user_agent=...` for HTTP.
+    #[arg(long = "input-option", env = "FRAMEWIRE_INPUT_OPTION", value_parser = cameras::parse_option)]
+    pub input_options: Vec<(String, String)>,
+
+    /// A live source with no frame for this long is considered lost and reconnected.
+    #[arg(long, env = "FRAMEWIRE_STALL_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub stall_timeout: Duration,
+
+    /// First reconnect delay; doubles per failed attempt (with jitter) up to --reconnect-max.
+    #[arg(long, env = "FRAMEWIRE_RECONNECT_MIN", default_value = "500ms", value_parser = humantime::parse_duration)]
+    pub reconnect_min: Duration,
+
+    /// Longest reconnect delay: a camera that comes back is picked up within this.
+    #[arg(long, env = "FRAMEWIRE_RECONNECT_MAX", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub reconnect_max: Duration,
+
+    /// Give a live camera up after this many failed attempts in a row. Default: retry forever.
+    #[arg(long, env = "FRAMEWIRE_MAX_RECONNECTS")]
+    pub max_reconnects: Option<u32>,
+
+    /// Keep watching image folders for new files (read once a file's size holds still).
+    #[arg(long, env = "FRAMEWIRE_WATCH")]
+    pub watch: bool,
+
+    /// How often a watched folder is listed.
+    #[arg(long, env = "FRAMEWIRE_WATCH_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub watch_interval: Duration,
+
+    /// Frames queued per camera between its decoder and the producer. When a live camera's queue is full
+    /// the oldest frame is dropped (counted); a file waits instead.
+    #[arg(long, env = "FRAMEWIRE_QUEUE_FRAMES", default_value_t = 8)]
+    pub queue_frames: usize,
 
     /// Topic to publish frames to.
     #[arg(long, env = "FRAMEWIRE_FRAMES_TOPIC", default_value = names::TOPIC_FRAMES)]
@@ -73,165 +138,271 @@ pub struct Config {
     #[arg(long, env = "FRAMEWIRE_JPEG_QUALITY", default_value_t = 80, value_parser = clap::value_parser!(u8).range(1..=100))]
     pub jpeg_quality: u8,
 
-    /// Largest Kafka message ingest may produce (librdkafka message.max.bytes). The broker and topic must
-    /// accept it too.
+    /// Largest Kafka message ingest may produce (librdkafka message.max.bytes); the broker and topic must
+    /// accept it too. A frame whose JPEG would not fit is re-encoded at lower quality, then downscaled.
     #[arg(long, env = "FRAMEWIRE_MAX_MESSAGE_BYTES", default_value_t = 4_000_000)]
     pub max_message_bytes: usize,
 
-    /// Progress display: a bar on a terminal, periodic log lines otherwise.
+    /// Progress display: bars on a terminal, periodic status lines otherwise.
     #[arg(long, env = "FRAMEWIRE_PROGRESS", value_enum, default_value = "auto")]
     pub progress: progress::Mode,
 
-    /// Video file, image sequence pattern or URL (anything FFmpeg reads).
+    /// Video file, image, image folder, `/dev/videoN` or URL (rtsp, http, ... anything FFmpeg reads).
     #[arg(env = "FRAMEWIRE_SOURCE")]
-    pub source: String,
+    pub source: Option<String>,
 }
 
+/// Room left in a message for the `Frame`'s other fields, the key and the headers.
+const MESSAGE_OVERHEAD: usize = 4096;
+
 impl Config {
-    /// The camera id: `--camera`, else the source's file stem.
-    pub fn camera_id(&self) -> String {
-        self.camera.clone().unwrap_or_else(|| {
-            Path::new(self.source.trim_end_matches('/'))
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .filter(|s| !s.is_empty())
-                .unwrap_or_else(|| "camera".into())
-        })
+    fn defaults(&self) -> Defaults {
+        Defaults {
+            fps: self.fps,
+            realtime: self.realtime,
+            keyframes_only: self.keyframes_only,
+            rtsp_transport: self.rtsp_transport,
+            options: self.input_options.iter().cloned().collect(),
+            watch: self.watch,
+            jpeg_quality: self.jpeg_quality,
+        }
+    }
+
+    /// The cameras this run reads, from the config file, `--camera` flags and the positional source.
+    pub fn camera_specs(&self) -> Result<Vec<CameraSpec>> {
+        let defaults = self.defaults();
+        let cli = |reason: String| Error::Config { path: "the command line".into(), reason };
+        let mut specs = match &self.config {
+            Some(path) => cameras::read_config(path, &defaults)?,
+            None => Vec::new(),
+        };
+        let mut name = None;
+        for c in &self.cameras {
+            if c.contains('=') {
+                let (id, source) = cameras::parse_camera_flag(c).map_err(cli)?;
+                specs.push(defaults.camera(&id, &source));
+            } else if name.replace(c.clone()).is_some() {
+                return Err(cli("more than one --camera without =SOURCE".into()));
+            }
+        }
+        match (&self.source, name) {
+            (Some(source), name) => {
+                let id = name.unwrap_or_else(|| cameras::default_id(source));
+                specs.push(defaults.camera(&id, source));
+            }
+            (None, Some(name)) => {
+                return Err(cli(format!("--camera {name} names a camera but no SOURCE was given")));
+            }
+            (None, None) => {}
+        }
+        if specs.is_empty() {
+            return Err(cli("no cameras: give a SOURCE, --camera ID=SOURCE or --config FILE".into()));
+        }
+        cameras::validate(&specs).map_err(cli)?;
+        Ok(specs)
     }
 }
 
-/// What an ingest run did.
-#[derive(Debug, Clone, Default)]
-pub struct Summary {
+/// What one camera did.
+#[derive(Debug)]
+pub struct CameraSummary {
     pub camera: String,
     pub decoded: u64,
     pub published: u64,
-    pub elapsed: Duration,
+    pub dropped: u64,
+    pub reconnects: u64,
+    pub skipped: u64,
+    /// Why the camera stopped early, if it did.
+    pub error: Option<Error>,
 }
 
-/// Bounded hand-off between the decoder thread and the producer: a few frames, since each is large.
-const QUEUE_FRAMES: usize = 8;
+/// What an ingest run did.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub cameras: Vec<CameraSummary>,
+    pub elapsed: Duration,
+    /// Frames Kafka did not acknowledge.
+    pub undelivered: Option<Error>,
+}
 
-/// Runs ingest until the source ends or `shutdown` fires. Returns an error (after publishing every frame
-/// decoded before it) if the source is damaged, and if any frame was not acknowledged.
+impl Summary {
+    pub fn ok(&self) -> bool {
+        self.undelivered.is_none() && self.cameras.iter().all(|c| c.error.is_none())
+    }
+}
+
+/// Runs ingest until every finite source has ended, or until `shutdown` fires. Errors that stop the run
+/// before any camera starts (bad config, missing file, unreachable broker) are returned; errors of single
+/// cameras are in the summary, after every frame decoded before them was published.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<Summary> {
     let start = Instant::now();
-    let camera = config.camera_id();
+    let specs = config.camera_specs()?;
     let metrics = metrics::Metrics::new();
     framewire_common::metrics::serve(&config.metrics, metrics.registry.clone(), shutdown.clone()).await;
 
-    // Open the source before touching Kafka: a missing or broken file is reported without waiting on a broker.
-    let source = config.source.clone();
-    let source = tokio::task::spawn_blocking(move || VideoSource::open(&source)).await.map_err(join_error)??;
-    info!(camera = %camera, source = %source.info.uri, width = source.info.width, height = source.info.height,
-        codec = %source.info.codec, fps = ?source.info.fps, "source opened");
+    let shared = Arc::new(camera::Shared {
+        metrics: metrics.clone(),
+        shutdown: shutdown.clone(),
+        timing: LiveTiming {
+            stall_timeout: config.stall_timeout,
+            reconnect_min: config.reconnect_min,
+            reconnect_max: config.reconnect_max,
+            max_reconnects: config.max_reconnects,
+        },
+        max_image_bytes: config.max_message_bytes.saturating_sub(MESSAGE_OVERHEAD).max(1024),
+        watch_interval: config.watch_interval,
+    });
+    let mut queues: Queues<Frame> = Queues::default();
+    let mut progress = Progress::new(config.progress);
+    let mut cameras = Vec::new();
+    for spec in specs {
+        let policy = if spec.live.unwrap_or(spec.kind().is_live()) { Full::DropOldest } else { Full::Wait };
+        let queue = queues.add(config.queue_frames, policy);
+        let status = CameraStatus::new(&spec.id);
+        progress.add(status.clone(), queue.clone());
+        cameras.push((spec, queue, status));
+    }
+
+    // Files and folders are checked before Kafka is touched: a missing or broken file is reported at once,
+    // without waiting on a broker. Live cameras may be down now and come up later: they are retried.
+    let workers = {
+        let shared = shared.clone();
+        tokio::task::spawn_blocking(move || preflight(cameras, &shared)).await.map_err(join_error)??
+    };
 
     let kafka = config.kafka.clone();
     tokio::task::spawn_blocking(move || kafka.wait_reachable()).await.map_err(join_error)??;
     config.kafka.ensure_topics(&[(&config.topic, config.partitions)], config.replication).await?;
+    let mut publisher = publish::Publisher::new(&config.kafka, &config.topic, config.max_message_bytes, metrics)?;
 
-    let mut publisher =
-        publish::Publisher::new(&config.kafka, &config.topic, &camera, config.max_message_bytes, metrics.clone())?;
-    let (tx, mut rx) = mpsc::channel::<Frame>(QUEUE_FRAMES);
-    let progress = Progress::new(config.progress, &camera, source.info.duration_us);
+    let statuses: Vec<Arc<CameraStatus>> = workers.iter().map(|(c, _)| c.2.clone()).collect();
+    let ids: Vec<Arc<str>> = statuses.iter().map(|s| Arc::from(s.id.as_str())).collect();
+    let camera_queues: Vec<_> = workers.iter().map(|(c, _)| c.1.clone()).collect();
+    let threads: Vec<_> = workers
+        .into_iter()
+        .map(|((spec, queue, status), opened)| {
+            let id = spec.id.clone();
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name(format!("cam-{id}"))
+                .spawn(move || {
+                    // Whatever happens on this thread, even a panic, the producer must learn that this
+                    // camera is done, or it would wait for it forever.
+                    let _finish = FinishOnDrop(queue.clone());
+                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        camera::Worker::new(spec, shared, queue, status.clone())?.run(opened)
+                    }))
+                    .unwrap_or_else(|panic| {
+                        let reason = panic
+                            .downcast_ref::<String>()
+                            .map(String::as_str)
+                            .or_else(|| panic.downcast_ref::<&str>().copied())
+                            .unwrap_or("unknown");
+                        Err(Error::Decoder {
+                            source_uri: String::new(),
+                            reason: format!("camera thread panicked: {reason}"),
+                        })
+                    });
+                    if let Err(e) = &result {
+                        error!(camera = %id, error = %e, "camera stopped");
+                    }
+                    (result, status)
+                })
+                .map_err(|e| Error::Decoder { source_uri: String::new(), reason: format!("cannot start thread: {e}") })
+        })
+        .collect::<Result<_>>()?;
 
-    let decoder = {
-        let (config, camera, metrics, shutdown, progress) =
-            (config.clone(), camera.clone(), metrics.clone(), shutdown.clone(), progress.clone());
-        tokio::task::spawn_blocking(move || decode_loop(source, &config, &camera, &metrics, &shutdown, &progress, tx))
-    };
+    let rendering = CancellationToken::new();
+    let renderer = tokio::spawn(progress.run(rendering.clone()));
 
-    while let Some(frame) = rx.recv().await {
-        publisher.send(&frame.camera_id, &frame.encode_to_vec()).await?;
-        publisher.poll_deliveries();
-        progress.set_published(publisher.delivered);
-    }
-    let decoded = decoder.await.map_err(join_error)?;
-    let delivered = publisher.finish(Duration::from_secs(90)).await;
-    progress.finish();
-    let published = delivered?;
-    match decoded {
-        Ok((decoded, _)) => Ok(Summary { camera, decoded, published, elapsed: start.elapsed() }),
-        // Frames before the damage are published; the count in the error is what was acknowledged.
-        Err(Error::Truncated { source_uri, ended_s, declared_s, .. }) => {
-            Err(Error::Truncated { source_uri, ended_s, declared_s, frames: published })
+    let mut fatal = None;
+    while let Some(frame) = queues.next().await {
+        let i = statuses.iter().position(|s| s.id == frame.camera_id).unwrap_or(0);
+        if let Err(e) = publisher.send(&ids[i], &frame.encode_to_vec()).await {
+            // The producer itself is broken: stop every camera; what was queued is reported undelivered.
+            queues.close();
+            shutdown.cancel();
+            fatal = Some(e);
+            break;
         }
-        Err(Error::Read { source_uri, reason, .. }) => Err(Error::Read { source_uri, frames: published, reason }),
-        Err(e) => Err(e),
+        publisher.poll_deliveries();
+        for (s, id) in statuses.iter().zip(&ids) {
+            s.published.store(publisher.delivered_by_camera.get(id).copied().unwrap_or(0), Ordering::Relaxed);
+        }
     }
+    let mut results = Vec::new();
+    for t in threads {
+        let joined = tokio::task::spawn_blocking(move || t.join()).await.map_err(join_error)?;
+        // Panics are caught on the thread itself and turned into the camera's error.
+        results.push(joined.map_err(|_| join_panic())?);
+    }
+    let delivered = publisher.finish(Duration::from_secs(90)).await;
+    rendering.cancel();
+    let _ = renderer.await;
+    if let Some(e) = fatal {
+        return Err(e);
+    }
+
+    let mut summary = Summary { elapsed: start.elapsed(), undelivered: delivered.undelivered, ..Default::default() };
+    for ((result, status), (id, queue)) in results.into_iter().zip(ids.iter().zip(&camera_queues)) {
+        let published = delivered.by_camera.get(id).copied().unwrap_or(0);
+        summary.cameras.push(CameraSummary {
+            camera: id.to_string(),
+            decoded: status.decoded.load(Ordering::Relaxed),
+            published,
+            dropped: queue.dropped.load(Ordering::Relaxed),
+            reconnects: status.reconnects.load(Ordering::Relaxed),
+            skipped: status.skipped.load(Ordering::Relaxed),
+            // Frames before the damage are published; the count in the error is what was acknowledged.
+            error: result.err().map(|e| match e {
+                Error::Truncated { source_uri, ended_s, declared_s, .. } => {
+                    Error::Truncated { source_uri, ended_s, declared_s, frames: published }
+                }
+                Error::Read { source_uri, reason, .. } => Error::Read { source_uri, frames: published, reason },
+                e => e,
+            }),
+        });
+    }
+    info!(cameras = summary.cameras.len(), elapsed_s = format!("{:.1}", summary.elapsed.as_secs_f64()), "ingest done");
+    Ok(summary)
+}
+
+type Camera = (CameraSpec, Arc<queue::CameraQueue<Frame>>, Arc<CameraStatus>);
+
+/// Opens file sources and lists folders, failing on the first that cannot be read.
+fn preflight(cameras: Vec<Camera>, shared: &camera::Shared) -> Result<Vec<(Camera, Option<decode::VideoSource>)>> {
+    cameras
+        .into_iter()
+        .map(|c| {
+            let spec = &c.0;
+            let finite = !spec.live.unwrap_or(spec.kind().is_live());
+            match spec.kind() {
+                SourceKind::Folder => {
+                    folder::list(std::path::Path::new(&spec.source))?;
+                    Ok((c, None))
+                }
+                _ if finite => {
+                    let source = camera::open(spec, shared)?;
+                    Ok((c, Some(source)))
+                }
+                _ => Ok((c, None)),
+            }
+        })
+        .collect()
+}
+
+struct FinishOnDrop(Arc<queue::CameraQueue<Frame>>);
+
+impl Drop for FinishOnDrop {
+    fn drop(&mut self) {
+        self.0.finish();
+    }
+}
+
+fn join_panic() -> Error {
+    Error::Decoder { source_uri: String::new(), reason: "a camera thread panicked".into() }
 }
 
 fn join_error(e: tokio::task::JoinError) -> Error {
-    Error::Decoder { source_uri: String::new(), reason: format!("decoder thread failed: {e}") }
-}
-
-/// Decodes, samples, encodes and hands frames to the producer. Runs on a blocking thread.
-/// Returns the number of decoded frames and how decoding ended.
-fn decode_loop(
-    mut source: VideoSource,
-    config: &Config,
-    camera: &str,
-    metrics: &metrics::Metrics,
-    shutdown: &CancellationToken,
-    progress: &Progress,
-    tx: mpsc::Sender<Frame>,
-) -> Result<(u64, End)> {
-    let mut sampler = sample::FpsSampler::new(config.fps);
-    let mut encoder = jpeg::JpegEncoder::new(config.jpeg_quality)?;
-    let mut seq: u64 = 0;
-    let mut pacing: Option<(Instant, i64)> = None;
-    let uri = source.info.uri.clone();
-    let labels = [camera];
-    let end = source.run(|frame, t_us| {
-        metrics.decoded.with_label_values(&labels).inc();
-        progress.set_position(t_us);
-        if shutdown.is_cancelled() {
-            return Ok(false);
-        }
-        if !sampler.keep(t_us) {
-            return Ok(true);
-        }
-        if config.realtime && !pace(&mut pacing, t_us, shutdown) {
-            return Ok(false);
-        }
-        let started = Instant::now();
-        let image = encoder.encode(frame)?;
-        metrics.encode_seconds.with_label_values(&labels).observe(started.elapsed().as_secs_f64());
-        metrics.jpeg_bytes.with_label_values(&labels).inc_by(image.len() as u64);
-        metrics.sampled.with_label_values(&labels).inc();
-        let msg = Frame {
-            schema_version: SCHEMA_VERSION,
-            camera_id: camera.to_string(),
-            seq,
-            capture_time_ms: now_ms(),
-            stream_time_us: t_us,
-            width: frame.width(),
-            height: frame.height(),
-            encoding: Encoding::Jpeg as i32,
-            image,
-            source_uri: uri.clone(),
-        };
-        seq += 1;
-        // The producer side only goes away on a fatal error; stop decoding then.
-        Ok(tx.blocking_send(msg).is_ok())
-    });
-    metrics.bad_packets.with_label_values(&labels).inc_by(source.stats.bad_packets);
-    end.map(|e| (source.stats.frames, e))
-}
-
-/// Sleeps until stream time `t_us` is due in wall-clock time. Returns false if shutdown fired meanwhile.
-fn pace(anchor: &mut Option<(Instant, i64)>, t_us: i64, shutdown: &CancellationToken) -> bool {
-    let (wall0, t0) = *anchor.get_or_insert((Instant::now(), t_us));
-    let due = wall0 + Duration::from_micros((t_us - t0).max(0) as u64);
-    while let Some(left) = due.checked_duration_since(Instant::now()) {
-        if shutdown.is_cancelled() {
-            return false;
-        }
-        std::thread::sleep(left.min(Duration::from_millis(50)));
-    }
-    true
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    Error::Decoder { source_uri: String::new(), reason: format!("ingest task failed: {e}") }
 }

@@ -8,21 +8,33 @@ async fn main() -> ExitCode {
     framewire_common::telemetry::init();
     let config = Config::parse();
     let shutdown = framewire_common::shutdown::on_signal();
-    match run(config, shutdown).await {
-        Ok(s) => {
-            let fps = s.published as f64 / s.elapsed.as_secs_f64().max(1e-3);
-            println!(
-                "published {} frames of camera {} ({} decoded) in {:.1} s, {fps:.1} frames/s",
-                s.published,
-                s.camera,
-                s.decoded,
-                s.elapsed.as_secs_f64()
-            );
-            ExitCode::SUCCESS
-        }
+    let summary = match run(config, shutdown).await {
+        Ok(s) => s,
         Err(e) => {
             eprintln!("ingest: error: {:#}", anyhow::Error::from(e));
-            ExitCode::FAILURE
+            return ExitCode::FAILURE;
+        }
+    };
+    let secs = summary.elapsed.as_secs_f64().max(1e-3);
+    for c in &summary.cameras {
+        let mut detail = format!("{} decoded", c.decoded);
+        for (n, what) in [(c.dropped, "dropped"), (c.reconnects, "reconnects"), (c.skipped, "files skipped")] {
+            if n > 0 {
+                detail += &format!(", {n} {what}");
+            }
+        }
+        println!(
+            "published {} frames of camera {} ({detail}) in {secs:.1} s, {:.1} frames/s",
+            c.published,
+            c.camera,
+            c.published as f64 / secs
+        );
+        if let Some(e) = &c.error {
+            eprintln!("ingest: error: camera {}: {e}", c.camera);
         }
     }
+    if let Some(e) = &summary.undelivered {
+        eprintln!("ingest: error: {e}");
+    }
+    if summary.ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }

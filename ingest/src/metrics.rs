@@ -1,8 +1,7 @@
-//! ingest's Prometheus metrics, named once here.
+//! ingest's Prometheus metrics, named once here. Every series is per camera.
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 
-/// Counters per camera.
 #[derive(Clone)]
 pub struct Metrics {
     pub registry: Registry,
@@ -10,17 +9,33 @@ pub struct Metrics {
     pub sampled: IntCounterVec,
     pub published: IntCounterVec,
     pub failed: IntCounterVec,
+    pub dropped: IntCounterVec,
+    pub shrunk: IntCounterVec,
+    pub too_large: IntCounterVec,
+    pub skipped_files: IntCounterVec,
+    pub reconnects: IntCounterVec,
+    pub up: IntGaugeVec,
+    pub queued: IntGaugeVec,
     pub bad_packets: IntCounterVec,
     pub backpressure_waits: IntCounterVec,
     pub jpeg_bytes: IntCounterVec,
     pub encode_seconds: HistogramVec,
 }
 
-fn counter(registry: &Registry, name: &str, help: &str) -> IntCounterVec {
-    let c = IntCounterVec::new(Opts::new(name, help), &["camera"]).unwrap_or_else(|e| panic!("metric {name}: {e}"));
+fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, name: &str, c: T) -> T {
     // Registration fails only for duplicate names, which the fixed list below rules out.
     registry.register(Box::new(c.clone())).unwrap_or_else(|e| panic!("metric {name}: {e}"));
     c
+}
+
+fn counter(registry: &Registry, name: &str, help: &str) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), &["camera"]).unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    register(registry, name, c)
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), &["camera"]).unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    register(registry, name, g)
 }
 
 impl Metrics {
@@ -32,12 +47,39 @@ impl Metrics {
             &["camera"],
         )
         .unwrap_or_else(|e| panic!("histogram: {e}"));
-        registry.register(Box::new(encode_seconds.clone())).unwrap_or_else(|e| panic!("histogram: {e}"));
+        let encode_seconds = register(&registry, "framewire_ingest_jpeg_encode_seconds", encode_seconds);
         Metrics {
             decoded: counter(&registry, "framewire_ingest_frames_decoded_total", "Frames decoded from the source"),
             sampled: counter(&registry, "framewire_ingest_frames_sampled_total", "Frames kept by --fps sampling"),
             published: counter(&registry, "framewire_ingest_frames_published_total", "Frames acknowledged by Kafka"),
             failed: counter(&registry, "framewire_ingest_frames_failed_total", "Frames Kafka did not acknowledge"),
+            dropped: counter(
+                &registry,
+                "framewire_ingest_frames_dropped_total",
+                "Frames of live sources dropped (oldest first) because the producer fell behind",
+            ),
+            shrunk: counter(
+                &registry,
+                "framewire_ingest_frames_shrunk_total",
+                "Frames re-encoded at lower quality or size to fit the maximum message size",
+            ),
+            too_large: counter(
+                &registry,
+                "framewire_ingest_frames_too_large_total",
+                "Frames that could not be made to fit the maximum message size",
+            ),
+            skipped_files: counter(
+                &registry,
+                "framewire_ingest_files_skipped_total",
+                "Files in an image folder that are not readable images",
+            ),
+            reconnects: counter(
+                &registry,
+                "framewire_ingest_reconnects_total",
+                "Times a live source was lost (ended, stalled, refused) and reconnection began",
+            ),
+            up: gauge(&registry, "framewire_ingest_source_up", "1 while the source is open and delivering frames"),
+            queued: gauge(&registry, "framewire_ingest_queue_frames", "Frames waiting for the producer"),
             bad_packets: counter(
                 &registry,
                 "framewire_ingest_bad_packets_total",

@@ -1,13 +1,16 @@
-//! Progress for long runs: a bar on a terminal (frames, fps, % of the duration), a status log line every
-//! ten seconds otherwise (logs, CI, systemd).
+//! What a user sees while ingest runs: a bar per file camera on a terminal (position in the file, frames,
+//! rate), and otherwise a status line per camera every ten seconds (state, rate, drops, reconnects) for
+//! logs, CI and systemd. Decoder threads only update atomics; one task renders.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use std::sync::Mutex;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tokio_util::sync::CancellationToken;
 use tracing::info;
+
+use crate::queue::CameraQueue;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Mode {
@@ -17,75 +20,180 @@ pub enum Mode {
     Log,
 }
 
-const STATUS_EVERY: Duration = Duration::from_secs(10);
-
-/// Shared between the decoder thread (position) and the producer task (published count).
-#[derive(Clone)]
-pub struct Progress {
-    bar: Option<ProgressBar>,
-    camera: Arc<str>,
-    published: Arc<AtomicU64>,
-    started: Instant,
-    last_log: Arc<Mutex<Instant>>,
-    duration_us: Option<i64>,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum State {
+    Connecting = 0,
+    Streaming = 1,
+    Reconnecting = 2,
+    Finished = 3,
+    Failed = 4,
 }
 
+impl State {
+    fn from_u8(v: u8) -> State {
+        match v {
+            1 => State::Streaming,
+            2 => State::Reconnecting,
+            3 => State::Finished,
+            4 => State::Failed,
+            _ => State::Connecting,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            State::Connecting => "connecting",
+            State::Streaming => "streaming",
+            State::Reconnecting => "reconnecting",
+            State::Finished => "finished",
+            State::Failed => "failed",
+        }
+    }
+}
+
+/// One camera's live figures.
+pub struct CameraStatus {
+    pub id: String,
+    state: AtomicU8,
+    pub position_us: AtomicI64,
+    /// Declared duration (files), or -1.
+    duration_us: AtomicI64,
+    live: AtomicBool,
+    pub decoded: AtomicU64,
+    pub published: AtomicU64,
+    pub reconnects: AtomicU64,
+    pub skipped: AtomicU64,
+}
+
+impl CameraStatus {
+    pub fn new(id: &str) -> Arc<Self> {
+        Arc::new(CameraStatus {
+            id: id.to_string(),
+            state: AtomicU8::new(State::Connecting as u8),
+            position_us: AtomicI64::new(0),
+            duration_us: AtomicI64::new(-1),
+            live: AtomicBool::new(false),
+            decoded: AtomicU64::new(0),
+            published: AtomicU64::new(0),
+            reconnects: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
+        })
+    }
+
+    pub fn set_state(&self, s: State) {
+        self.state.store(s as u8, Ordering::Relaxed);
+    }
+
+    pub fn state(&self) -> State {
+        State::from_u8(self.state.load(Ordering::Relaxed))
+    }
+
+    /// The source is open: what it is and how long, for the bar and the percentage.
+    pub fn opened(&self, duration_us: Option<i64>, live: bool) {
+        self.duration_us.store(duration_us.filter(|d| *d > 0).unwrap_or(-1), Ordering::Relaxed);
+        self.live.store(live, Ordering::Relaxed);
+        self.set_state(State::Streaming);
+    }
+
+    fn percent(&self) -> Option<f64> {
+        let d = self.duration_us.load(Ordering::Relaxed);
+        (d > 0 && !self.live.load(Ordering::Relaxed))
+            .then(|| (self.position_us.load(Ordering::Relaxed) as f64 * 100.0 / d as f64).clamp(0.0, 100.0))
+    }
+}
+
+/// The cameras being shown, with their queues (for drop counts).
+pub struct Progress {
+    cameras: Vec<(Arc<CameraStatus>, Arc<CameraQueue<framewire_proto::Frame>>)>,
+    bars: bool,
+}
+
+const STATUS_EVERY: Duration = Duration::from_secs(10);
+const BAR_EVERY: Duration = Duration::from_millis(250);
+
 impl Progress {
-    pub fn new(mode: Mode, camera: &str, duration_us: Option<i64>) -> Self {
+    pub fn new(mode: Mode) -> Self {
         let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
-        let bar = match (mode, tty) {
-            (Mode::Bar, _) | (Mode::Auto, true) => {
-                let bar = match duration_us {
-                    Some(d) if d > 0 => {
-                        let b = ProgressBar::new((d / 1000) as u64);
-                        b.set_style(
-                            ProgressStyle::with_template("{prefix} [{bar:30}] {percent:>3}% {elapsed_precise} {msg}")
-                                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                                .progress_chars("=> "),
-                        );
-                        b
-                    }
-                    _ => ProgressBar::new_spinner(),
-                };
-                bar.set_draw_target(ProgressDrawTarget::stderr_with_hz(4));
-                bar.set_prefix(camera.to_string());
-                Some(bar)
+        Progress { cameras: Vec::new(), bars: matches!((mode, tty), (Mode::Bar, _) | (Mode::Auto, true)) }
+    }
+
+    pub fn add(&mut self, status: Arc<CameraStatus>, queue: Arc<CameraQueue<framewire_proto::Frame>>) {
+        self.cameras.push((status, queue));
+    }
+
+    /// Renders until `done` fires, then clears the bars.
+    pub async fn run(self, done: CancellationToken) {
+        if self.bars { self.run_bars(done).await } else { self.run_log(done).await }
+    }
+
+    async fn run_log(self, done: CancellationToken) {
+        let mut last: Vec<u64> = vec![0; self.cameras.len()];
+        let mut last_at = Instant::now();
+        loop {
+            tokio::select! {
+                _ = done.cancelled() => return,
+                _ = tokio::time::sleep(STATUS_EVERY) => {}
             }
-            _ => None,
-        };
-        Progress {
-            bar,
-            camera: camera.into(),
-            published: Arc::new(AtomicU64::new(0)),
-            started: Instant::now(),
-            last_log: Arc::new(Mutex::new(Instant::now())),
-            duration_us,
+            let secs = last_at.elapsed().as_secs_f64().max(1e-3);
+            last_at = Instant::now();
+            for (i, (s, q)) in self.cameras.iter().enumerate() {
+                let published = s.published.load(Ordering::Relaxed);
+                let fps = (published - last[i]) as f64 / secs;
+                last[i] = published;
+                info!(camera = %s.id, state = s.state().as_str(), published, fps = format!("{fps:.1}"),
+                    dropped = q.dropped.load(Ordering::Relaxed), reconnects = s.reconnects.load(Ordering::Relaxed),
+                    skipped = s.skipped.load(Ordering::Relaxed), percent = ?s.percent().map(f64::round), "ingest status");
+            }
         }
     }
 
-    pub fn set_position(&self, t_us: i64) {
-        let published = self.published.load(Ordering::Relaxed);
-        let fps = published as f64 / self.started.elapsed().as_secs_f64().max(1e-3);
-        if let Some(bar) = &self.bar {
-            bar.set_position((t_us.max(0) / 1000) as u64);
-            bar.set_message(format!("{published} frames published, {fps:.1} fps"));
-            return;
+    async fn run_bars(self, done: CancellationToken) {
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(4));
+        let started = Instant::now();
+        let mut bars: Vec<Option<ProgressBar>> = vec![None; self.cameras.len()];
+        loop {
+            for (i, (s, q)) in self.cameras.iter().enumerate() {
+                let bar = bars[i].get_or_insert_with(|| {
+                    let b = multi.add(ProgressBar::new(1000));
+                    b.set_prefix(s.id.clone());
+                    b
+                });
+                let published = s.published.load(Ordering::Relaxed);
+                let fps = published as f64 / started.elapsed().as_secs_f64().max(1e-3);
+                let mut msg = format!("{published} published, {fps:.1} fps");
+                let dropped = q.dropped.load(Ordering::Relaxed);
+                if dropped > 0 {
+                    msg += &format!(", {dropped} dropped");
+                }
+                let reconnects = s.reconnects.load(Ordering::Relaxed);
+                if reconnects > 0 {
+                    msg += &format!(", {reconnects} reconnects");
+                }
+                match s.percent() {
+                    Some(p) => {
+                        bar.set_style(style("{prefix} [{bar:30}] {percent:>3}% {elapsed_precise} {msg}"));
+                        bar.set_position((p * 10.0) as u64);
+                    }
+                    None => {
+                        bar.set_style(style("{prefix} {spinner} {msg}"));
+                        msg = format!("{}: {msg}", s.state().as_str());
+                        bar.tick();
+                    }
+                }
+                bar.set_message(msg);
+            }
+            tokio::select! {
+                _ = done.cancelled() => break,
+                _ = tokio::time::sleep(BAR_EVERY) => {}
+            }
         }
-        let Ok(mut last) = self.last_log.lock() else { return };
-        if last.elapsed() >= STATUS_EVERY {
-            *last = Instant::now();
-            let percent = self.duration_us.filter(|d| *d > 0).map(|d| (t_us as f64 * 100.0 / d as f64).min(100.0));
-            info!(camera = %self.camera, published, fps = format!("{fps:.1}"), percent = ?percent.map(|p| p.round()), "ingest progress");
+        for b in bars.into_iter().flatten() {
+            b.finish_and_clear();
         }
     }
+}
 
-    pub fn set_published(&self, n: u64) {
-        self.published.store(n, Ordering::Relaxed);
-    }
-
-    pub fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
-    }
+fn style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("=> ")
 }

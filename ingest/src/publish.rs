@@ -1,10 +1,13 @@
 //! Publishing frames to Kafka with backpressure: when librdkafka's queue is full the caller waits for
 //! deliveries instead of growing memory, so a slow broker slows the decoder.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
@@ -31,13 +34,24 @@ pub fn producer_settings(max_message_bytes: usize) -> Vec<(&'static str, String)
     ]
 }
 
-/// A producer plus the deliveries it is waiting for.
+type Delivery = <DeliveryFuture as std::future::Future>::Output;
+
+/// What the broker acknowledged by the end of a run.
+#[derive(Debug)]
+pub struct Delivered {
+    pub by_camera: HashMap<Arc<str>, u64>,
+    /// Set if any frame was not acknowledged.
+    pub undelivered: Option<Error>,
+}
+
+/// A producer shared by all cameras, plus the deliveries it is waiting for.
 pub struct Publisher {
     producer: FutureProducer,
     topic: String,
-    in_flight: FuturesUnordered<DeliveryFuture>,
+    in_flight: FuturesUnordered<BoxFuture<'static, (Arc<str>, Delivery)>>,
     metrics: Metrics,
-    camera: String,
+    /// Frames the broker acknowledged, per camera.
+    pub delivered_by_camera: HashMap<Arc<str>, u64>,
     /// Frames the broker acknowledged.
     pub delivered: u64,
     /// Frames that could not be delivered.
@@ -46,13 +60,7 @@ pub struct Publisher {
 }
 
 impl Publisher {
-    pub fn new(
-        kafka: &KafkaArgs,
-        topic: &str,
-        camera: &str,
-        max_message_bytes: usize,
-        metrics: Metrics,
-    ) -> Result<Self> {
+    pub fn new(kafka: &KafkaArgs, topic: &str, max_message_bytes: usize, metrics: Metrics) -> Result<Self> {
         let settings = producer_settings(max_message_bytes);
         let base: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let producer: FutureProducer = kafka.config(&base)?.create()?;
@@ -61,15 +69,16 @@ impl Publisher {
             topic: topic.to_string(),
             in_flight: FuturesUnordered::new(),
             metrics,
-            camera: camera.to_string(),
+            delivered_by_camera: HashMap::new(),
             delivered: 0,
             failed: 0,
             first_error: None,
         })
     }
 
-    /// Queues one message; waits (processing deliveries) while librdkafka's queue is full.
-    pub async fn send(&mut self, key: &str, payload: &[u8]) -> Result<()> {
+    /// Queues one message keyed by its camera; waits (processing deliveries) while librdkafka's queue is full.
+    pub async fn send(&mut self, camera: &Arc<str>, payload: &[u8]) -> Result<()> {
+        let key: &str = camera;
         let headers = OwnedHeaders::new()
             .insert(Header { key: names::HEADER_SCHEMA, value: Some(&framewire_proto::SCHEMA_VERSION.to_string()) })
             .insert(Header { key: names::HEADER_TYPE, value: Some(names::TYPE_FRAME) });
@@ -78,19 +87,20 @@ impl Publisher {
         loop {
             match self.producer.send_result(record) {
                 Ok(delivery) => {
-                    self.in_flight.push(delivery);
+                    let camera = camera.clone();
+                    self.in_flight.push(delivery.map(move |r| (camera, r)).boxed());
                     return Ok(());
                 }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
                     record = returned;
-                    self.metrics.backpressure_waits.with_label_values(&[&self.camera]).inc();
+                    self.metrics.backpressure_waits.with_label_values(&[key]).inc();
                     tokio::select! {
-                        Some(r) = self.in_flight.next() => self.on_delivery(r),
+                        Some((c, r)) = self.in_flight.next() => self.on_delivery(&c, r),
                         _ = tokio::time::sleep(Duration::from_millis(10)) => {}
                     }
                 }
                 Err((e, _)) => {
-                    self.record_failure(format!("{e}"));
+                    self.record_failure(camera, format!("{e}"));
                     return Ok(());
                 }
             }
@@ -99,48 +109,47 @@ impl Publisher {
 
     /// Processes deliveries that are already complete, without waiting.
     pub fn poll_deliveries(&mut self) {
-        while let Some(Some(r)) = futures::FutureExt::now_or_never(self.in_flight.next()) {
-            self.on_delivery(r);
+        while let Some(Some((c, r))) = self.in_flight.next().now_or_never() {
+            self.on_delivery(&c, r);
         }
     }
 
-    /// Waits for every queued message to be acknowledged or to fail; returns how many were acknowledged.
-    pub async fn finish(mut self, timeout: Duration) -> Result<u64> {
+    /// Waits for every queued message to be acknowledged or to fail.
+    pub async fn finish(mut self, timeout: Duration) -> Delivered {
         // flush() blocks; the deliveries it completes resolve the futures drained below.
         let producer = self.producer.clone();
         let flushed = tokio::task::spawn_blocking(move || producer.flush(timeout)).await;
         if let Ok(Err(e)) = flushed {
             warn!(error = %e, "producer flush did not complete");
         }
-        while let Some(r) = self.in_flight.next().await {
-            self.on_delivery(r);
+        while let Some((c, r)) = self.in_flight.next().await {
+            self.on_delivery(&c, r);
         }
-        if self.failed > 0 {
-            return Err(Error::Undelivered {
-                failed: self.failed,
-                total: self.failed + self.delivered,
-                first: self.first_error.unwrap_or_default(),
-            });
-        }
-        Ok(self.delivered)
+        let undelivered = (self.failed > 0).then(|| Error::Undelivered {
+            failed: self.failed,
+            total: self.failed + self.delivered,
+            first: self.first_error.unwrap_or_default(),
+        });
+        Delivered { by_camera: self.delivered_by_camera, undelivered }
     }
 
-    fn on_delivery(&mut self, r: <DeliveryFuture as std::future::Future>::Output) {
+    fn on_delivery(&mut self, camera: &Arc<str>, r: Delivery) {
         match r {
             Ok(Ok(_)) => {
                 self.delivered += 1;
-                self.metrics.published.with_label_values(&[&self.camera]).inc();
+                *self.delivered_by_camera.entry(camera.clone()).or_default() += 1;
+                self.metrics.published.with_label_values(&[camera]).inc();
             }
-            Ok(Err((e, _))) => self.record_failure(e.to_string()),
-            Err(_) => self.record_failure("producer dropped the delivery report".into()),
+            Ok(Err((e, _))) => self.record_failure(camera, e.to_string()),
+            Err(_) => self.record_failure(camera, "producer dropped the delivery report".into()),
         }
     }
 
-    fn record_failure(&mut self, reason: String) {
+    fn record_failure(&mut self, camera: &str, reason: String) {
         self.failed += 1;
-        self.metrics.failed.with_label_values(&[&self.camera]).inc();
+        self.metrics.failed.with_label_values(&[camera]).inc();
         if self.first_error.is_none() {
-            error!(camera = %self.camera, error = %reason, "frame not delivered");
+            error!(camera = %camera, error = %reason, "frame not delivered");
             self.first_error = Some(reason);
         }
     }

@@ -73,6 +73,7 @@ mod tests {
             encoding: Encoding::Jpeg as i32,
             image: vec![0xff, 0xd8, 0xff, 0xd9],
             source_uri: "file:///videos/bikes.mp4".into(),
+            capture_clock: crate::CaptureClock::Ingest as i32,
         }
     }
 

@@ -60,7 +60,7 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}-{t}-{n}", std::process::id())
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
@@ -147,6 +147,20 @@ impl Broker {
             .spawn()
             .unwrap();
         Service { child: Some(child) }
+    }
+
+    /// Starts a long-running binary (ingest on live sources, subscribers) with `args`.
+    pub fn service(&self, name: &str, args: &[&str]) -> Service {
+        let child = self.cmd(name).args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        Service { child: Some(child) }
+    }
+
+    /// Every message of `topic` decoded as a `Frame`, once `want` arrived or `timeout` passed.
+    pub fn read_frames(&self, topic: &str, want: usize, timeout: Duration) -> Vec<framewire_proto::Frame> {
+        self.read(topic, want, timeout)
+            .iter()
+            .map(|m| framewire_proto::decode_frame(rdkafka::Message::payload(m).unwrap()).unwrap())
+            .collect()
     }
 
     /// Runs ingest to completion.
@@ -282,4 +296,54 @@ pub fn iou(a: [f32; 4], b: [f32; 4]) -> f32 {
     let ih = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
     let inter = iw * ih;
     inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+}
+
+/// GStreamer's RTSP server on a loopback port, serving `rtsp://127.0.0.1:PORT/cam` (a live 320x240 H.264
+/// test pattern at 25 fps); SIGKILLed on drop.
+pub struct RtspServer {
+    child: Option<Child>,
+    pub port: u16,
+}
+
+impl RtspServer {
+    pub fn start(port: u16) -> RtspServer {
+        let mut child = Command::new("/usr/bin/python3")
+            .arg(root().join("e2e/tests/support/rtsp_server.py"))
+            .arg(port.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start the RTSP test server ({e}): run `make setup`"));
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+        assert_eq!(
+            line.trim(),
+            "ready",
+            "RTSP server on {port} did not start (needs the GStreamer packages of `make setup`)"
+        );
+        RtspServer { child: Some(child), port }
+    }
+
+    pub fn url(&self) -> String {
+        format!("rtsp://127.0.0.1:{}/cam", self.port)
+    }
+
+    /// SIGKILL: the camera vanishes without a goodbye.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for RtspServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
 }

@@ -1,0 +1,342 @@
+//! One camera's worker, on its own thread: open the source, decode, sample, encode, queue for the producer;
+//! and for live sources, reconnect with backoff whenever the source ends, stalls or refuses, forever by
+//! default, without disturbing the other cameras.
+//!
+//! `seq` counts frame slots: +1 per frame sent to the producer, and after an outage it jumps by the frames
+//! the camera would have delivered meanwhile, so a subscriber sees every loss as a gap.
+
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use ffmpeg_next::frame::Video as VideoFrame;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use framewire_proto::{CaptureClock, Encoding, Frame, SCHEMA_VERSION};
+
+use crate::backoff::Backoff;
+use crate::cameras::{CameraSpec, LiveTiming, SourceKind};
+use crate::decode::{End, FrameTime, OpenOptions, SourceInfo, VideoSource, Watchdog};
+use crate::jpeg::{JpegEncoder, Shrink};
+use crate::metrics::Metrics;
+use crate::progress::{CameraStatus, State};
+use crate::queue::{CameraQueue, Full};
+use crate::sample::FpsSampler;
+use crate::{Error, Result};
+
+/// What every camera worker shares.
+pub struct Shared {
+    pub metrics: Metrics,
+    pub shutdown: CancellationToken,
+    pub timing: LiveTiming,
+    /// Largest JPEG that fits one Kafka message with the rest of the `Frame` and its headers.
+    pub max_image_bytes: usize,
+    /// How often a watched folder is listed.
+    pub watch_interval: Duration,
+}
+
+/// A camera clock further than this from ours is not trusted (an unset NTP on the camera).
+const CLOCK_TRUST: Duration = Duration::from_secs(600);
+
+/// One camera's decoding state, kept across reconnects.
+pub struct Worker {
+    pub spec: CameraSpec,
+    pub shared: Arc<Shared>,
+    pub queue: Arc<CameraQueue<Frame>>,
+    pub status: Arc<CameraStatus>,
+    /// A worker is made on its camera's thread: its swscale context cannot move between threads.
+    encoder: JpegEncoder,
+    sampler: FpsSampler,
+    /// The next `seq` to assign.
+    seq: u64,
+    pacing: Option<(Instant, i64)>,
+    /// Wall-clock time of the last frame sent, to size the `seq` gap after an outage.
+    last_sent: Option<Instant>,
+    /// Set when a live source came back: the next frame accounts for the outage in `seq`.
+    resumed: bool,
+    /// Nominal interval between published frames, µs (from `--fps` or the source's rate).
+    slot_us: Option<i64>,
+    clock_warned: bool,
+    labels: [String; 1],
+}
+
+impl Worker {
+    pub fn new(
+        spec: CameraSpec,
+        shared: Arc<Shared>,
+        queue: Arc<CameraQueue<Frame>>,
+        status: Arc<CameraStatus>,
+    ) -> Result<Self> {
+        let encoder = JpegEncoder::new(spec.jpeg_quality)?;
+        let sampler = FpsSampler::new(spec.fps);
+        let slot_us = spec.fps.map(|f| (1e6 / f) as i64);
+        let labels = [spec.id.clone()];
+        Ok(Worker {
+            spec,
+            shared,
+            queue,
+            status,
+            encoder,
+            sampler,
+            seq: 0,
+            pacing: None,
+            last_sent: None,
+            resumed: false,
+            slot_us,
+            clock_warned: false,
+            labels,
+        })
+    }
+
+    /// Runs the camera until its source is finished (files), shutdown, or a fatal error. The queue is marked
+    /// finished in every case so that the producer can end. `opened` is the source if it was already opened
+    /// (files are opened before ingest touches Kafka, so a bad file is reported at once).
+    pub fn run(mut self, opened: Option<VideoSource>) -> Result<()> {
+        let result = match self.spec.kind() {
+            SourceKind::Folder => crate::folder::run(&mut self),
+            _ => self.run_stream(opened),
+        };
+        self.status.set_state(if result.is_ok() { State::Finished } else { State::Failed });
+        self.shared.metrics.up.with_label_values(&self.labels).set(0);
+        self.queue.finish();
+        result
+    }
+
+    /// Live unless configured otherwise; HTTP is live unless the stream declares a duration.
+    fn live(&self, info: Option<&SourceInfo>) -> bool {
+        self.spec.live.unwrap_or_else(|| match (self.spec.kind(), info) {
+            (SourceKind::Http, Some(info)) => info.duration_us.is_none(),
+            (kind, _) => kind.is_live(),
+        })
+    }
+
+    fn open(&self) -> Result<VideoSource> {
+        open(&self.spec, &self.shared)
+    }
+
+    fn run_stream(&mut self, mut opened: Option<VideoSource>) -> Result<()> {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        self.spec.id.hash(&mut hasher);
+        let timing = self.shared.timing;
+        let mut backoff = Backoff::new(timing.reconnect_min, timing.reconnect_max, hasher.finish());
+        let mut lost_at: Option<Instant> = None;
+        let uri = crate::decode::redact(&self.spec.source);
+        loop {
+            if self.shared.shutdown.is_cancelled() {
+                return Ok(());
+            }
+            self.status.set_state(if lost_at.is_some() { State::Reconnecting } else { State::Connecting });
+            let source = match opened.take() {
+                Some(s) => Ok(s),
+                None => self.open(),
+            };
+            let failure = match source {
+                Ok(mut source) => {
+                    let live = self.live(Some(&source.info));
+                    self.queue.set_policy(if live { Full::DropOldest } else { Full::Wait });
+                    self.status.opened(source.info.duration_us, live);
+                    if let Some(since) = lost_at.take() {
+                        info!(camera = %self.spec.id, source = %uri, down_s = format!("{:.1}", since.elapsed().as_secs_f64()), attempts = backoff.attempts(), "source reconnected");
+                        self.resumed = true;
+                    } else {
+                        info!(camera = %self.spec.id, source = %source.info.uri, width = source.info.width, height = source.info.height,
+                            codec = %source.info.codec, fps = ?source.info.fps, live, "source opened");
+                    }
+                    if self.slot_us.is_none() {
+                        self.slot_us = source.info.fps.map(|f| (1e6 / f) as i64);
+                    }
+                    // Stream time restarts with each connection.
+                    self.sampler = FpsSampler::new(self.spec.fps);
+                    self.pacing = None;
+                    self.shared.metrics.up.with_label_values(&self.labels).set(1);
+                    let decoded_before = source.stats.frames;
+                    let end = source.run(|frame, time| self.emit(frame, time, &uri, live));
+                    self.shared.metrics.up.with_label_values(&self.labels).set(0);
+                    self.shared.metrics.bad_packets.with_label_values(&self.labels).inc_by(source.stats.bad_packets);
+                    if source.stats.frames > decoded_before {
+                        backoff.reset();
+                    }
+                    match end {
+                        Ok(End::Stopped) => return Ok(()),
+                        Ok(End::Eof) if !live => return Ok(()),
+                        Err(e) if !live => return Err(e),
+                        Ok(End::Eof) => "the stream ended".to_string(),
+                        Err(e) => e.to_string(),
+                    }
+                }
+                Err(e) if !self.live(None) => return Err(e),
+                Err(e) => e.to_string(),
+            };
+            if self.shared.shutdown.is_cancelled() {
+                return Ok(());
+            }
+            lost_at.get_or_insert_with(Instant::now);
+            self.shared.metrics.reconnects.with_label_values(&self.labels).inc();
+            self.status.reconnects.fetch_add(1, Ordering::Relaxed);
+            if let Some(max) = timing.max_reconnects
+                && backoff.attempts() >= max
+            {
+                return Err(Error::GaveUp { source_uri: uri, attempts: backoff.attempts(), last: failure });
+            }
+            let delay = backoff.next_delay();
+            warn!(camera = %self.spec.id, source = %uri, reason = %failure, attempt = backoff.attempts(),
+                retry_in_s = format!("{:.1}", delay.as_secs_f64()), "source lost; reconnecting");
+            self.status.set_state(State::Reconnecting);
+            if !sleep_unless(&self.shared.shutdown, delay) {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Samples, encodes and queues one decoded frame. Returns false when the camera should stop.
+    pub fn emit(&mut self, frame: &VideoFrame, time: FrameTime, uri: &str, live: bool) -> Result<bool> {
+        let shared = self.shared.clone();
+        let metrics = &shared.metrics;
+        metrics.decoded.with_label_values(&self.labels).inc();
+        self.status.position_us.store(time.stream_us, Ordering::Relaxed);
+        self.status.decoded.fetch_add(1, Ordering::Relaxed);
+        if self.shared.shutdown.is_cancelled() {
+            return Ok(false);
+        }
+        if !self.sampler.keep(time.stream_us) {
+            return Ok(true);
+        }
+        if self.spec.realtime && !live && !pace(&mut self.pacing, time.stream_us, &self.shared.shutdown) {
+            return Ok(false);
+        }
+        if std::mem::take(&mut self.resumed)
+            && let (Some(last), Some(slot)) = (self.last_sent, self.slot_us.filter(|s| *s > 0))
+        {
+            // The slots the outage swallowed, minus the one this frame fills.
+            let missed = (last.elapsed().as_micros() as i64 / slot - 1).max(0);
+            self.seq += missed as u64;
+        }
+        let started = Instant::now();
+        let encoded = match self.encoder.encode_within(frame, shared.max_image_bytes) {
+            Ok(e) => e,
+            Err(e @ Error::TooLarge { .. }) => {
+                // The slot stays empty: the gap in seq shows the loss, and the reason is logged and counted.
+                metrics.too_large.with_label_values(&self.labels).inc();
+                warn!(camera = %self.spec.id, seq = self.seq, error = %e, "frame not published");
+                self.seq += 1;
+                return Ok(true);
+            }
+            Err(e) => return Err(e),
+        };
+        metrics.encode_seconds.with_label_values(&self.labels).observe(started.elapsed().as_secs_f64());
+        if let Some(how) = encoded.shrunk {
+            metrics.shrunk.with_label_values(&self.labels).inc();
+            let how = match how {
+                Shrink::Quality(q) => format!("quality {q}"),
+                Shrink::Downscaled(w) => format!("downscaled to {w}x{}", encoded.height),
+            };
+            warn!(camera = %self.spec.id, seq = self.seq, how = %how, limit = self.shared.max_image_bytes,
+                "frame over the message size limit was re-encoded");
+        }
+        metrics.jpeg_bytes.with_label_values(&self.labels).inc_by(encoded.data.len() as u64);
+        metrics.sampled.with_label_values(&self.labels).inc();
+        let (capture_time_ms, clock) = self.capture_time(time);
+        let msg = Frame {
+            schema_version: SCHEMA_VERSION,
+            camera_id: self.spec.id.clone(),
+            seq: self.seq,
+            capture_time_ms,
+            stream_time_us: time.stream_us,
+            width: encoded.width,
+            height: encoded.height,
+            encoding: Encoding::Jpeg as i32,
+            image: encoded.data,
+            source_uri: uri.to_string(),
+            capture_clock: clock as i32,
+        };
+        self.seq += 1;
+        self.last_sent = Some(Instant::now());
+        match self.queue.push(msg) {
+            Ok(dropped) => {
+                if dropped.is_some() {
+                    metrics.dropped.with_label_values(&self.labels).inc();
+                }
+                metrics.queued.with_label_values(&self.labels).set(self.queue.len() as i64);
+                Ok(true)
+            }
+            // The producer hit a fatal error; it reports it.
+            Err(_) => Ok(false),
+        }
+    }
+
+    fn capture_time(&mut self, time: FrameTime) -> (i64, CaptureClock) {
+        let now_us = now_us();
+        if let Some(camera_us) = time.camera_clock_us {
+            let off = Duration::from_micros(camera_us.abs_diff(now_us));
+            if off <= CLOCK_TRUST {
+                return (camera_us / 1000, CaptureClock::Camera);
+            }
+            if !std::mem::replace(&mut self.clock_warned, true) {
+                warn!(camera = %self.spec.id, off_s = off.as_secs(), "camera clock is off; using the time of decoding");
+            }
+        }
+        (now_us / 1000, CaptureClock::Ingest)
+    }
+
+    /// The next `seq`: frames sent so far plus slots left empty.
+    pub fn next_seq(&self) -> u64 {
+        self.seq
+    }
+}
+
+/// Opens a camera's source with its settings (also used before Kafka is touched, for files).
+pub fn open(spec: &CameraSpec, shared: &Shared) -> Result<VideoSource> {
+    let live = spec.live.unwrap_or(spec.kind().is_live());
+    let stall = shared.timing.stall_timeout;
+    let mut options = std::collections::BTreeMap::new();
+    let stall_us = stall.as_micros().to_string();
+    match spec.kind() {
+        SourceKind::Rtsp => {
+            options.insert("rtsp_transport".to_string(), spec.rtsp_transport.as_str().to_string());
+            // Socket-level timeout as well as the watchdog: it also bounds the connection attempt.
+            options.insert("timeout".into(), stall_us);
+        }
+        SourceKind::Http | SourceKind::Network => {
+            options.insert("rw_timeout".into(), stall_us);
+        }
+        _ => {}
+    }
+    options.extend(spec.options.clone());
+    let opts = OpenOptions {
+        options,
+        watchdog: Watchdog::new(live.then_some(stall), shared.shutdown.clone()),
+        keyframes_only: spec.keyframes_only,
+    };
+    VideoSource::open(&spec.source, opts)
+}
+
+/// Sleeps until stream time `t_us` is due in wall-clock time. Returns false if shutdown fired meanwhile.
+pub fn pace(anchor: &mut Option<(Instant, i64)>, t_us: i64, shutdown: &CancellationToken) -> bool {
+    let (wall0, t0) = *anchor.get_or_insert((Instant::now(), t_us));
+    let due = wall0 + Duration::from_micros((t_us - t0).max(0) as u64);
+    while let Some(left) = due.checked_duration_since(Instant::now()) {
+        if shutdown.is_cancelled() {
+            return false;
+        }
+        std::thread::sleep(left.min(Duration::from_millis(50)));
+    }
+    true
+}
+
+/// Sleeps for `d`; false if shutdown fired first.
+pub fn sleep_unless(shutdown: &CancellationToken, d: Duration) -> bool {
+    let until = Instant::now() + d;
+    while let Some(left) = until.checked_duration_since(Instant::now()) {
+        if shutdown.is_cancelled() {
+            return false;
+        }
+        std::thread::sleep(left.min(Duration::from_millis(50)));
+    }
+    !shutdown.is_cancelled()
+}
+
+fn now_us() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
+}

@@ -1,0 +1,338 @@
+//! Which cameras one ingest process runs: from a TOML file (`--config`), from `--camera ID=SOURCE` flags, or
+//! the single positional source. Each camera's settings fall back to the command-line defaults.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::{Error, Result};
+
+/// How RTSP carries RTP: TCP survives NAT and loss-free; UDP has less latency on a clean LAN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum RtspTransport {
+    Tcp,
+    Udp,
+}
+
+impl RtspTransport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RtspTransport::Tcp => "tcp",
+            RtspTransport::Udp => "udp",
+        }
+    }
+}
+
+/// What kind of source a camera reads, which decides how it is opened and whether it is retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    /// A video file or single image: read once, never retried, never dropped.
+    File,
+    /// A folder of images, read in name order (optionally watched for new files).
+    Folder,
+    Rtsp,
+    /// `http(s)://`: live (MJPEG, live HLS) unless the stream declares a duration (progressive MP4).
+    Http,
+    /// Other network protocols FFmpeg reads live (rtmp, srt, udp, tcp).
+    Network,
+    /// A V4L2 webcam (`/dev/videoN`).
+    Device,
+}
+
+impl SourceKind {
+    pub fn of(source: &str) -> SourceKind {
+        let lower = source.to_ascii_lowercase();
+        let scheme = lower.split_once("://").map(|(s, _)| s);
+        match scheme {
+            Some("rtsp" | "rtsps") => SourceKind::Rtsp,
+            Some("http" | "https") => SourceKind::Http,
+            Some("file") => SourceKind::File,
+            Some(_) => SourceKind::Network,
+            None if source.starts_with("/dev/video") => SourceKind::Device,
+            None if Path::new(source).is_dir() => SourceKind::Folder,
+            None => SourceKind::File,
+        }
+    }
+
+    /// Whether a source of this kind is live before it is opened (HTTP is decided once open).
+    pub fn is_live(self) -> bool {
+        matches!(self, SourceKind::Rtsp | SourceKind::Network | SourceKind::Device | SourceKind::Http)
+    }
+}
+
+/// One camera as configured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CameraSpec {
+    pub id: String,
+    pub source: String,
+    pub fps: Option<f64>,
+    pub realtime: bool,
+    pub keyframes_only: bool,
+    pub rtsp_transport: RtspTransport,
+    /// FFmpeg demuxer/protocol options (`-i` options of the FFmpeg CLI).
+    pub options: BTreeMap<String, String>,
+    /// Watch a folder source for new images.
+    pub watch: bool,
+    /// Forces live (retried, drop-oldest) or finite handling, overriding what the source kind implies.
+    pub live: Option<bool>,
+    pub jpeg_quality: u8,
+}
+
+impl CameraSpec {
+    pub fn kind(&self) -> SourceKind {
+        SourceKind::of(&self.source)
+    }
+}
+
+/// The camera settings shared by every camera unless it overrides them.
+#[derive(Debug, Clone)]
+pub struct Defaults {
+    pub fps: Option<f64>,
+    pub realtime: bool,
+    pub keyframes_only: bool,
+    pub rtsp_transport: RtspTransport,
+    pub options: BTreeMap<String, String>,
+    pub watch: bool,
+    pub jpeg_quality: u8,
+}
+
+impl Defaults {
+    pub fn camera(&self, id: &str, source: &str) -> CameraSpec {
+        CameraSpec {
+            id: id.to_string(),
+            source: source.to_string(),
+            fps: self.fps,
+            realtime: self.realtime,
+            keyframes_only: self.keyframes_only,
+            rtsp_transport: self.rtsp_transport,
+            options: self.options.clone(),
+            watch: self.watch,
+            live: None,
+            jpeg_quality: self.jpeg_quality,
+        }
+    }
+}
+
+/// The config file: a list of `[[camera]]` tables. Unknown keys are errors, so a typo is not ignored.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    camera: Vec<FileCamera>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileCamera {
+    id: String,
+    source: String,
+    fps: Option<f64>,
+    realtime: Option<bool>,
+    keyframes_only: Option<bool>,
+    rtsp_transport: Option<RtspTransport>,
+    #[serde(default)]
+    options: BTreeMap<String, toml::Value>,
+    watch: Option<bool>,
+    live: Option<bool>,
+    jpeg_quality: Option<u8>,
+}
+
+/// Parses a config file's text; `path` names the file in errors.
+pub fn parse_config(path: &Path, text: &str, defaults: &Defaults) -> Result<Vec<CameraSpec>> {
+    let bad = |reason: String| Error::Config { path: path.to_path_buf(), reason };
+    let file: File = toml::from_str(text).map_err(|e| bad(e.to_string().trim_end().to_string()))?;
+    if file.camera.is_empty() {
+        return Err(bad("no [[camera]] entries".into()));
+    }
+    let mut cameras = Vec::new();
+    for c in file.camera {
+        let mut spec = defaults.camera(&c.id, &c.source);
+        spec.fps = c.fps.or(spec.fps);
+        spec.realtime = c.realtime.unwrap_or(spec.realtime);
+        spec.keyframes_only = c.keyframes_only.unwrap_or(spec.keyframes_only);
+        spec.rtsp_transport = c.rtsp_transport.unwrap_or(spec.rtsp_transport);
+        spec.watch = c.watch.unwrap_or(spec.watch);
+        spec.live = c.live;
+        if let Some(q) = c.jpeg_quality {
+            if !(1..=100).contains(&q) {
+                return Err(bad(format!("camera {:?}: jpeg_quality must be 1-100, not {q}", c.id)));
+            }
+            spec.jpeg_quality = q;
+        }
+        for (k, v) in c.options {
+            let v = match v {
+                toml::Value::String(s) => s,
+                other => other.to_string(),
+            };
+            spec.options.insert(k, v);
+        }
+        cameras.push(spec);
+    }
+    validate(&cameras).map_err(bad)?;
+    Ok(cameras)
+}
+
+pub fn read_config(path: &Path, defaults: &Defaults) -> Result<Vec<CameraSpec>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::Config { path: path.to_path_buf(), reason: format!("cannot read: {e}") })?;
+    parse_config(path, &text, defaults)
+}
+
+/// Checks what serde cannot: unique, non-empty ids and sane rates.
+pub fn validate(cameras: &[CameraSpec]) -> std::result::Result<(), String> {
+    let mut seen = std::collections::HashSet::new();
+    for c in cameras {
+        if c.id.trim().is_empty() {
+            return Err(format!("a camera has an empty id (source {})", crate::decode::redact(&c.source)));
+        }
+        if c.source.trim().is_empty() {
+            return Err(format!("camera {:?} has an empty source", c.id));
+        }
+        if !seen.insert(c.id.as_str()) {
+            return Err(format!("camera id {:?} is used twice", c.id));
+        }
+        if let Some(f) = c.fps
+            && !(f > 0.0 && f.is_finite())
+        {
+            return Err(format!("camera {:?}: fps must be a positive number, not {f}", c.id));
+        }
+    }
+    Ok(())
+}
+
+/// Parses `ID=SOURCE`.
+pub fn parse_camera_flag(s: &str) -> std::result::Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((id, source)) if !id.is_empty() && !source.is_empty() => Ok((id.to_string(), source.to_string())),
+        _ => Err(format!("expected ID=SOURCE, got {s:?}")),
+    }
+}
+
+/// Parses `KEY=VALUE`.
+pub fn parse_option(s: &str) -> std::result::Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+    }
+}
+
+/// The default camera id of a source: its file or folder name without extension; for a URL, the last
+/// path segment, else the host.
+pub fn default_id(source: &str) -> String {
+    if let Some((_, rest)) = crate::decode::redact(source).split_once("://") {
+        let rest = rest.split(['?', '#']).next().unwrap_or_default();
+        let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let last = path.rsplit('/').find(|s| !s.is_empty());
+        let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
+        return last.or(Some(host)).filter(|s| !s.is_empty()).unwrap_or("camera").to_string();
+    }
+    Path::new(source.trim_end_matches('/'))
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .filter(|s| !s.is_empty() && !s.contains(':'))
+        .unwrap_or_else(|| "camera".into())
+}
+
+/// Timing knobs of live sources.
+#[derive(Debug, Clone, Copy)]
+pub struct LiveTiming {
+    pub stall_timeout: Duration,
+    pub reconnect_min: Duration,
+    pub reconnect_max: Duration,
+    /// Give up after this many failed attempts in a row; `None` retries forever.
+    pub max_reconnects: Option<u32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn defaults() -> Defaults {
+        Defaults {
+            fps: Some(5.0),
+            realtime: false,
+            keyframes_only: false,
+            rtsp_transport: RtspTransport::Tcp,
+            options: BTreeMap::from([("probesize".into(), "500000".into())]),
+            watch: false,
+            jpeg_quality: 80,
+        }
+    }
+
+    #[test]
+    fn a_config_file_lists_cameras_with_overrides() {
+        let text = r#"
+            [[camera]]
+            id = "door"
+            source = "rtsp://admin:pw@10.0.0.5/stream1"
+            rtsp_transport = "udp"
+            options = { buffer_size = 1048576 }
+
+            [[camera]]
+            id = "archive"
+            source = "/videos/a.mp4"
+            fps = 2
+            realtime = true
+        "#;
+        let cams = parse_config(Path::new("cams.toml"), text, &defaults()).unwrap();
+        assert_eq!(cams.len(), 2);
+        assert_eq!(cams[0].rtsp_transport, RtspTransport::Udp);
+        assert_eq!(cams[0].fps, Some(5.0), "default applies");
+        assert_eq!(cams[0].options["buffer_size"], "1048576");
+        assert_eq!(cams[0].options["probesize"], "500000", "defaults kept");
+        assert_eq!(cams[0].kind(), SourceKind::Rtsp);
+        assert_eq!(cams[1].fps, Some(2.0));
+        assert!(cams[1].realtime);
+        assert_eq!(cams[1].kind(), SourceKind::File);
+    }
+
+    #[test]
+    fn an_unknown_key_names_the_key_and_the_file() {
+        let text = "[[camera]]\nid = \"a\"\nsource = \"x.mp4\"\nfsp = 5\n";
+        let e = parse_config(Path::new("/etc/framewire/cams.toml"), text, &defaults()).unwrap_err().to_string();
+        assert!(e.contains("/etc/framewire/cams.toml"), "{e}");
+        assert!(e.contains("fsp"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_rejected_with_the_camera_named() {
+        let cases = [
+            ("[[camera]]\nid = \"a\"\nsource = \"x\"\nfps = \"fast\"\n", "fps"),
+            ("[[camera]]\nid = \"a\"\nsource = \"x\"\nfps = -1\n", "fps must be a positive"),
+            ("[[camera]]\nid = \"a\"\nsource = \"x\"\n[[camera]]\nid = \"a\"\nsource = \"y\"\n", "used twice"),
+            ("[[camera]]\nid = \"a\"\nsource = \"x\"\nrtsp_transport = \"quic\"\n", "quic"),
+            ("[[camera]]\nid = \"a\"\nsource = \"x\"\njpeg_quality = 0\n", "jpeg_quality"),
+            ("", "no [[camera]]"),
+        ];
+        for (text, want) in cases {
+            let e = parse_config(Path::new("c.toml"), text, &defaults()).unwrap_err().to_string();
+            assert!(e.contains(want) && e.contains("c.toml"), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn source_kinds() {
+        assert_eq!(SourceKind::of("rtsp://cam/1"), SourceKind::Rtsp);
+        assert_eq!(SourceKind::of("HTTPS://x/live.m3u8"), SourceKind::Http);
+        assert_eq!(SourceKind::of("srt://x:9000"), SourceKind::Network);
+        assert_eq!(SourceKind::of("/dev/video0"), SourceKind::Device);
+        assert_eq!(SourceKind::of(env!("CARGO_MANIFEST_DIR")), SourceKind::Folder);
+        assert_eq!(SourceKind::of("clip.mp4"), SourceKind::File);
+        assert!(!SourceKind::File.is_live() && SourceKind::Rtsp.is_live());
+    }
+
+    #[test]
+    fn flags() {
+        assert_eq!(parse_camera_flag("door=rtsp://h/s?a=b").unwrap(), ("door".into(), "rtsp://h/s?a=b".into()));
+        assert!(parse_camera_flag("door").is_err());
+        assert!(parse_camera_flag("=x").is_err());
+        assert_eq!(parse_option("rtsp_flags=prefer_tcp").unwrap().1, "prefer_tcp");
+        assert_eq!(default_id("/videos/lobby.mp4"), "lobby");
+        assert_eq!(default_id("/photos/"), "photos");
+        assert_eq!(default_id("rtsp://10.0.0.5:554"), "10.0.0.5");
+        assert_eq!(default_id("rtsp://u:p@10.0.0.5:554/Streaming/Channels/101?x=1"), "101");
+    }
+}
