@@ -1,5 +1,5 @@
 # framewire: the two set-up commands are `make demo` and `make test`. Both install what is missing first.
-.PHONY: demo test setup broker broker-stop bench
+.PHONY: demo test setup broker broker-stop bench bench-ingest bench-detect
 
 demo:
 	scripts/demo.sh
@@ -16,5 +16,10 @@ broker:
 broker-stop:
 	scripts/broker.sh stop
 
-bench:
+bench: bench-ingest bench-detect
+
+bench-ingest:
+	bench/ingest.sh
+
+bench-detect:
 	bench/detect.sh
