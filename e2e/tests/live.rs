@@ -309,3 +309,114 @@ fn keyframes_only_decodes_the_keyframes_and_realtime_paces_a_file() {
     let span = frames.last().unwrap().capture_time_ms - frames[0].capture_time_ms;
     assert!((2_700..=4_000).contains(&span), "frames were captured over {span} ms, not the clip's 2.9 s");
 }
+
+/// Scrapes a Prometheus endpoint and returns the value of `series` (name plus labels, exactly as printed).
+fn scrape(addr: &str, series: &str) -> Option<f64> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    write!(s, "GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    body.lines().find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+}
+
+#[test]
+fn a_live_camera_behind_a_stalled_broker_drops_the_oldest_frames_and_counts_them() {
+    let broker = Broker::start();
+    let topic = unique("frames");
+    let server = RtspServer::start(free_port());
+    let metrics = format!("127.0.0.1:{}", free_port());
+    // A producer queue of 4 messages, so a broker that stops answering backs up into ingest quickly.
+    let child = broker
+        .cmd("ingest")
+        .args(["--camera", &format!("lobby={}", server.url()), "--queue-frames", "2", "--topic", &topic])
+        .env("FRAMEWIRE_KAFKA_OPTIONS", "batch.num.messages=1,queue.buffering.max.messages=4")
+        .env("FRAMEWIRE_METRICS_LISTEN", &metrics)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let streaming = broker.read_until(&topic, Duration::from_secs(20), |m| m.len() >= 10);
+    assert!(streaming.len() >= 10);
+    // The broker hangs for 3 s (25 frames/s keep coming), then recovers.
+    broker.freeze(true);
+    std::thread::sleep(Duration::from_secs(3));
+    broker.freeze(false);
+    std::thread::sleep(Duration::from_secs(2));
+    let dropped_metric = scrape(&metrics, "framewire_ingest_frames_dropped_total{camera=\"lobby\"}").unwrap_or(0.0);
+    let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let out = child.wait_with_output().unwrap();
+    let printed = stdout(&out);
+    assert!(out.status.success(), "{printed}\n{}", stderr(&out));
+    assert!(dropped_metric > 40.0, "the metric shows {dropped_metric} drops\n{printed}\n{}", stderr(&out));
+
+    let number = |what: &str| -> u64 {
+        let line = printed.lines().find(|l| l.contains("camera lobby")).unwrap();
+        line.split(['(', ',', ')'])
+            .find(|p| p.trim().ends_with(what))
+            .and_then(|p| p.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    let published: u64 = printed.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let dropped = number("dropped");
+    assert!(dropped >= dropped_metric as u64, "{printed}");
+    let frames = broker.read_frames(&topic, published as usize, Duration::from_secs(15));
+    assert_eq!(frames.len() as u64, published);
+    let seqs: Vec<u64> = frames.iter().map(|f| f.seq).collect();
+    assert!(seqs.windows(2).all(|w| w[1] > w[0]), "{seqs:?}");
+    // Every frame slot is accounted for: published, or dropped (and then a gap in seq).
+    let slots = seqs.last().unwrap() + 1;
+    assert_eq!(published + dropped, slots, "published {published} + dropped {dropped} != {slots} slots: {seqs:?}");
+    // One stall, one gap: the frames that survive it are the newest.
+    assert_eq!(seqs.windows(2).filter(|w| w[1] - w[0] > 1).count(), 1, "{seqs:?}");
+    println!("published {published}, dropped {dropped}: {seqs:?}");
+}
+
+#[test]
+fn rtsp_over_udp_and_a_live_http_stream_are_read() {
+    let broker = Broker::start();
+    let server = RtspServer::start(free_port());
+    let topic = unique("frames");
+    let http_port = free_port();
+    // FFmpeg's own HTTP server pushes a live MPEG-TS stream (no duration: a live source) to one reader.
+    let mut http = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-re", "-stream_loop", "-1", "-i"])
+        .arg(media("bikes.mp4"))
+        .args(["-c", "copy", "-f", "mpegts", "-listen", "1"])
+        .arg(format!("http://127.0.0.1:{http_port}/live.ts"))
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let ingest = broker.service(
+        "ingest",
+        &[
+            "--camera",
+            &format!("udp={}", server.url()),
+            "--rtsp-transport",
+            "udp",
+            "--camera",
+            &format!("web=http://127.0.0.1:{http_port}/live.ts"),
+            "--fps",
+            "5",
+            "--topic",
+            &topic,
+        ],
+    );
+    let seen = broker.read_until(&topic, Duration::from_secs(30), |msgs| {
+        let count = |cam: &str| msgs.iter().filter(|m| rdkafka::Message::key(*m) == Some(cam.as_bytes())).count();
+        count("udp") >= 10 && count("web") >= 10
+    });
+    let out = ingest.stop();
+    let _ = http.kill();
+    let _ = http.wait();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let cams = by_camera(
+        seen.iter().map(|m| framewire_proto::decode_frame(rdkafka::Message::payload(m).unwrap()).unwrap()).collect(),
+    );
+    assert!(cams.get("udp").is_some_and(|f| f.len() >= 10), "RTSP over UDP: {:?}", cams.keys());
+    assert!(cams.get("web").is_some_and(|f| f.len() >= 10), "HTTP: {:?}", cams.keys());
+    assert_eq!((cams["web"][0].width, cams["web"][0].height), (640, 272));
+    // Sampled at 5 fps by stream time: 200 ms apart.
+    let t: Vec<i64> = cams["web"].iter().map(|f| f.stream_time_us).collect();
+    assert!(t.windows(2).all(|w| (w[1] - w[0] - 200_000).abs() <= 1_000), "{t:?}");
+}

@@ -112,6 +112,13 @@ impl Broker {
         Broker { child, addr, _dir: dir }
     }
 
+    /// Freezes (SIGSTOP) or thaws (SIGCONT) the broker: a broker that stops answering, without a
+    /// disconnect.
+    pub fn freeze(&self, frozen: bool) {
+        let sig = if frozen { "-STOP" } else { "-CONT" };
+        assert!(Command::new("kill").args([sig, &self.child.id().to_string()]).status().unwrap().success());
+    }
+
     /// A command for one of the binaries, pointed at this broker, quiet, without a metrics port.
     pub fn cmd(&self, name: &str) -> Command {
         let mut c = Command::new(bin(name));
