@@ -45,13 +45,20 @@ pub struct Preprocessor {
     spec: InputSpec,
     decompressor: turbojpeg::Decompressor,
     rgb: Vec<u8>,
-    resized: Vec<u8>,
+    /// Normalised value of each 8-bit level per channel: normalising becomes a lookup.
+    lut: [[f32; 256]; 3],
 }
 
 impl Preprocessor {
     pub fn new(spec: InputSpec) -> Result<Self> {
         let decompressor = turbojpeg::Decompressor::new().map_err(|e| Error::Jpeg(e.to_string()))?;
-        Ok(Preprocessor { spec, decompressor, rgb: Vec::new(), resized: Vec::new() })
+        let mut lut = [[0f32; 256]; 3];
+        for (c, table) in lut.iter_mut().enumerate() {
+            for (v, out) in table.iter_mut().enumerate() {
+                *out = (v as f32 * spec.scale - spec.mean[c]) / spec.std[c];
+            }
+        }
+        Ok(Preprocessor { spec, decompressor, rgb: Vec::new(), lut })
     }
 
     pub fn prepare(&mut self, jpeg: &[u8]) -> Result<Prepared> {
@@ -85,11 +92,39 @@ impl Preprocessor {
         self.decompressor.decompress(jpeg, image).map_err(|e| Error::Jpeg(e.to_string()))?;
 
         let (fit_w, fit_h, pad_x, pad_y) = fit(w, h, dw, dh, self.spec.resize);
-        self.resized.clear();
-        self.resized.resize(dw * dh * 3, PAD);
         let src = RgbView { pixels: &self.rgb, width: w, height: h, pitch };
-        resize_bilinear(src, &mut self.resized, dw, (pad_x, pad_y), (fit_w, fit_h));
-        let tensor = to_tensor(&self.resized, dw, dh, &self.spec);
+        // Resize and normalise in one pass, straight into the tensor: no intermediate image.
+        let lut = &self.lut;
+        let mut tensor = vec![0f32; dw * dh * 3];
+        let plane = dw * dh;
+        match self.spec.layout {
+            Layout::Nhwc => {
+                if (fit_w, fit_h) != (dw, dh) {
+                    for px in tensor.chunks_exact_mut(3) {
+                        px.copy_from_slice(&[lut[0][PAD as usize], lut[1][PAD as usize], lut[2][PAD as usize]]);
+                    }
+                }
+                bilinear(src, (fit_w, fit_h), |x, y, rgb| {
+                    let i = ((pad_y + y) * dw + pad_x + x) * 3;
+                    tensor[i] = lut[0][rgb[0] as usize];
+                    tensor[i + 1] = lut[1][rgb[1] as usize];
+                    tensor[i + 2] = lut[2][rgb[2] as usize];
+                });
+            }
+            Layout::Nchw => {
+                if (fit_w, fit_h) != (dw, dh) {
+                    for c in 0..3 {
+                        tensor[c * plane..(c + 1) * plane].fill(lut[c][PAD as usize]);
+                    }
+                }
+                bilinear(src, (fit_w, fit_h), |x, y, rgb| {
+                    let i = (pad_y + y) * dw + pad_x + x;
+                    tensor[i] = lut[0][rgb[0] as usize];
+                    tensor[plane + i] = lut[1][rgb[1] as usize];
+                    tensor[2 * plane + i] = lut[2][rgb[2] as usize];
+                });
+            }
+        }
         // Scale relative to the full-size source, not the DCT-scaled image.
         let transform = Transform {
             sx: fit_w as f32 / sw as f32,
@@ -126,32 +161,45 @@ pub struct RgbView<'a> {
 /// Bilinear resize (half-pixel centres, as OpenCV's INTER_LINEAR) of an RGB image into the `fit` rectangle
 /// at `offset` of an RGB destination `dst_w` pixels wide.
 pub fn resize_bilinear(src: RgbView<'_>, dst: &mut [u8], dst_w: usize, offset: (usize, usize), fit: (usize, usize)) {
-    let RgbView { pixels: src, width: sw, height: sh, pitch } = src;
-    let (fw, fh) = fit;
     let (ox, oy) = offset;
+    bilinear(src, fit, |x, y, rgb| {
+        let i = ((oy + y) * dst_w + ox + x) * 3;
+        dst[i..i + 3].copy_from_slice(&rgb);
+    });
+}
+
+/// Computes the `fit`-sized bilinear resize of `src` (half-pixel centres, as OpenCV's INTER_LINEAR) in 8-bit
+/// fixed point, as OpenCV does, handing each pixel to `put(x, y, rgb)` row by row. Generic over `put` so that
+/// the caller's store is inlined into the loop.
+#[inline]
+fn bilinear(src: RgbView<'_>, fit: (usize, usize), mut put: impl FnMut(usize, usize, [u8; 3])) {
+    let RgbView { pixels, width: sw, height: sh, pitch } = src;
+    let (fw, fh) = fit;
     let rx = sw as f32 / fw as f32;
     let ry = sh as f32 / fh as f32;
-    // Column sample positions are the same for every row: compute once.
-    let cols: Vec<(usize, usize, f32)> = (0..fw)
+    let weight = |f: f32| (f * 256.0).round() as u32;
+    // Column sample positions and weights are the same for every row: compute once.
+    let cols: Vec<(usize, usize, u32)> = (0..fw)
         .map(|x| {
             let fx = ((x as f32 + 0.5) * rx - 0.5).clamp(0.0, (sw - 1) as f32);
             let x0 = fx as usize;
-            (x0, (x0 + 1).min(sw - 1), fx - x0 as f32)
+            (x0 * 3, (x0 + 1).min(sw - 1) * 3, weight(fx - x0 as f32))
         })
         .collect();
     for y in 0..fh {
         let fy = ((y as f32 + 0.5) * ry - 0.5).clamp(0.0, (sh - 1) as f32);
         let y0 = fy as usize;
         let y1 = (y0 + 1).min(sh - 1);
-        let wy = fy - y0 as f32;
-        let (r0, r1) = (&src[y0 * pitch..], &src[y1 * pitch..]);
-        let out = &mut dst[((oy + y) * dst_w + ox) * 3..];
-        for (x, &(x0, x1, wx)) in cols.iter().enumerate() {
-            for c in 0..3 {
-                let top = f32::from(r0[x0 * 3 + c]) * (1.0 - wx) + f32::from(r0[x1 * 3 + c]) * wx;
-                let bottom = f32::from(r1[x0 * 3 + c]) * (1.0 - wx) + f32::from(r1[x1 * 3 + c]) * wx;
-                out[x * 3 + c] = (top * (1.0 - wy) + bottom * wy + 0.5) as u8;
+        let wy = weight(fy - y0 as f32);
+        let (r0, r1) = (&pixels[y0 * pitch..][..sw * 3], &pixels[y1 * pitch..][..sw * 3]);
+        for (x, &(a, b, wx)) in cols.iter().enumerate() {
+            let mut rgb = [0u8; 3];
+            for (c, out) in rgb.iter_mut().enumerate() {
+                let top = u32::from(r0[a + c]) * (256 - wx) + u32::from(r0[b + c]) * wx;
+                let bottom = u32::from(r1[a + c]) * (256 - wx) + u32::from(r1[b + c]) * wx;
+                *out = ((top * (256 - wy) + bottom * wy + (1 << 15)) >> 16) as u8;
             }
+            put(x, y, rgb);
         }
     }
 }
@@ -224,6 +272,42 @@ mod tests {
         resize_bilinear(RgbView { pixels: &src, width: 4, height: 2, pitch: 12 }, &mut dst, 2, (0, 0), (2, 1));
         assert!(dst[0] < dst[3], "left darker than right: {dst:?}");
         assert_eq!((dst[0], dst[3]), (30, 150));
+    }
+
+    #[test]
+    fn the_fused_path_equals_resize_then_normalise() {
+        // A real photo through `prepare` must give exactly what the two separate steps give.
+        let jpeg = turbojpeg::compress(
+            turbojpeg::Image {
+                pixels: &(0..64 * 48 * 3).map(|i| (i * 7 % 251) as u8).collect::<Vec<u8>>()[..],
+                width: 64,
+                pitch: 64 * 3,
+                height: 48,
+                format: turbojpeg::PixelFormat::RGB,
+            },
+            95,
+            turbojpeg::Subsamp::None,
+        )
+        .unwrap();
+        let rgb = turbojpeg::decompress(&jpeg, turbojpeg::PixelFormat::RGB).unwrap();
+        for layout in [Layout::Nhwc, Layout::Nchw] {
+            for resize in [Resize::Stretch, Resize::Letterbox] {
+                // 60x60: larger than the picture's height, so no DCT scaling, as in the reference below.
+                let mut s = spec(layout, resize, 60, 60);
+                (s.scale, s.mean, s.std) = (1.0 / 255.0, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]);
+                let got = Preprocessor::new(s.clone()).unwrap().prepare(&jpeg).unwrap().tensor;
+                let (fw, fh, px, py) = fit(64, 48, 60, 60, resize);
+                let mut resized = vec![PAD; 60 * 60 * 3];
+                let view = RgbView { pixels: &rgb.pixels, width: 64, height: 48, pitch: rgb.pitch };
+                resize_bilinear(view, &mut resized, 60, (px, py), (fw, fh));
+                let want = to_tensor(&resized, 60, 60, &s);
+                let diff = got.iter().zip(&want).position(|(a, b)| a != b);
+                assert!(
+                    got.len() == want.len() && diff.is_none(),
+                    "{layout:?} {resize:?}: first difference at {diff:?}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -367,8 +367,10 @@ fn a_live_camera_behind_a_stalled_broker_drops_the_oldest_frames_and_counts_them
     // Every frame slot is accounted for: published, or dropped (and then a gap in seq).
     let slots = seqs.last().unwrap() + 1;
     assert_eq!(published + dropped, slots, "published {published} + dropped {dropped} != {slots} slots: {seqs:?}");
-    // One stall, one gap: the frames that survive it are the newest.
-    assert_eq!(seqs.windows(2).filter(|w| w[1] - w[0] > 1).count(), 1, "{seqs:?}");
+    // The stall is one long gap (a busy machine may drop a few more elsewhere): the frames that survive it are
+    // the newest, not the ones queued when the broker hung.
+    let longest = seqs.windows(2).map(|w| w[1] - w[0] - 1).max().unwrap();
+    assert!(longest >= 40, "no gap for the 3 s stall: {seqs:?}");
     println!("published {published}, dropped {dropped}: {seqs:?}");
 }
 
