@@ -7,6 +7,8 @@ APT_PACKAGES=(
     build-essential pkg-config libclang-dev cmake nasm zlib1g-dev
     libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libavdevice-dev libavfilter-dev ffmpeg
     python3 python3-venv docker-compose
+    # promtool validates the Prometheus config and lints every binary's /metrics output in the tests.
+    prometheus
     # A real RTSP server for the live-camera tests (GStreamer's, driven from /usr/bin/python3).
     python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good
     gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav

@@ -31,6 +31,8 @@ pub async fn serve(args: &MetricsArgs, registry: Registry, shutdown: Cancellatio
             return None;
         }
     };
+    // Memory, CPU and file descriptors of the process: a long-running pipeline must stay flat.
+    let _ = registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()));
     let addr = listener.local_addr().ok()?;
     info!(%addr, "metrics at http://{addr}/metrics");
     tokio::spawn(async move {

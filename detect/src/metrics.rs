@@ -35,7 +35,7 @@ impl Metrics {
                     .unwrap_or_else(|e| panic!("{name}: {e}")),
             )
         };
-        Metrics {
+        let m = Metrics {
             frames: vec("framewire_detect_frames_total", "Frames whose Detections were delivered", "camera"),
             dead_letters: vec(
                 "framewire_detect_dead_letters_total",
@@ -77,9 +77,18 @@ impl Metrics {
                     .unwrap_or_else(|e| panic!("{e}")),
             ),
             registry: r,
+        };
+        // Every dead-letter reason exists at 0 from the start, so `rate()` and dashboards see the series before
+        // the first bad message arrives.
+        for kind in DEAD_LETTER_KINDS {
+            m.dead_letters.with_label_values(&[kind]);
         }
+        m
     }
 }
+
+/// The `reason` label values of `framewire_detect_dead_letters_total`.
+pub const DEAD_LETTER_KINDS: [&str; 4] = ["not_a_frame", "schema_version", "bad_image", "inference"];
 
 impl Default for Metrics {
     fn default() -> Self {

@@ -73,6 +73,17 @@ impl Worker {
         let sampler = FpsSampler::new(spec.fps);
         let slot_us = spec.fps.map(|f| (1e6 / f) as i64);
         let labels = [spec.id.clone()];
+        // Every per-camera series exists at 0 from the start, so `rate()` and dashboards see a camera's drops or
+        // reconnects from the first one.
+        let m = &shared.metrics;
+        for c in [&m.decoded, &m.sampled, &m.published, &m.failed, &m.dropped, &m.shrunk, &m.too_large]
+            .into_iter()
+            .chain([&m.skipped_files, &m.reconnects, &m.bad_packets, &m.backpressure_waits, &m.jpeg_bytes])
+        {
+            c.with_label_values(&labels);
+        }
+        m.up.with_label_values(&labels).set(0);
+        m.queued.with_label_values(&labels).set(0);
         Ok(Worker {
             spec,
             shared,
