@@ -98,6 +98,12 @@ fn counters_agree_across_ingest_and_detect_and_every_dashboard_metric_is_exporte
         &["--metrics-listen", &detect_addr, "--status-interval", "1s"],
     );
 
+    let tail_addr = format!("127.0.0.1:{}", port(2));
+    let tail = broker.service(
+        "subscribe",
+        &["--metrics-listen", &tail_addr, "tail", "--topic", &output, "--from-beginning", "--summary"],
+    );
+
     // A file paced as a live camera (10 s at 10 frames/s), plus one message that is not a Frame.
     let ingest = broker
         .cmd("ingest")
@@ -119,6 +125,7 @@ fn counters_agree_across_ingest_and_detect_and_every_dashboard_metric_is_exporte
     std::thread::sleep(Duration::from_secs(3));
     let mid_detect = scrape(&detect_addr);
     let mid_ingest = scrape(&ingest_addr);
+    let mid_tail = scrape(&tail_addr);
     let sent_mid = total(&mid_ingest, "framewire_ingest_frames_sampled_total").unwrap();
     let acked_mid = total(&mid_ingest, "framewire_ingest_frames_published_total").unwrap();
     let seen_mid = total(&mid_detect, "framewire_detect_frames_total").unwrap_or(0.0)
@@ -129,7 +136,7 @@ fn counters_agree_across_ingest_and_detect_and_every_dashboard_metric_is_exporte
 
     // Every metric the Grafana dashboard queries is exported by a running binary, and Prometheus' lint passes.
     let exported: std::collections::BTreeSet<String> =
-        families(&mid_ingest).union(&families(&mid_detect)).cloned().collect();
+        [&mid_ingest, &mid_detect, &mid_tail].into_iter().flat_map(|m| families(m)).collect();
     let dashboard: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(root().join("deploy/grafana/dashboards/framewire.json")).unwrap(),
     )
@@ -148,7 +155,7 @@ fn counters_agree_across_ingest_and_detect_and_every_dashboard_metric_is_exporte
     }
     let missing: Vec<&String> = queried.difference(&exported).collect();
     assert!(missing.is_empty(), "dashboard queries metrics no binary exports: {missing:?}\nexported: {exported:?}");
-    for (name, body) in [("ingest", &mid_ingest), ("detect", &mid_detect)] {
+    for (name, body) in [("ingest", &mid_ingest), ("detect", &mid_detect), ("subscribe", &mid_tail)] {
         let lint = promtool_lint(body);
         assert!(lint.is_empty(), "promtool check metrics on {name}:\n{lint}");
     }
@@ -176,5 +183,17 @@ fn counters_agree_across_ingest_and_detect_and_every_dashboard_metric_is_exporte
     assert!(total(&last, "process_resident_memory_bytes").unwrap() > 1e6, "process metrics exported");
     let latency = total(&last, "framewire_detect_latency_seconds_count").unwrap();
     assert_eq!(latency, published, "one capture-to-detection latency per frame");
+    // The subscriber saw every result once, with its latency.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while total(&scrape(&tail_addr), "framewire_subscribe_messages_total") < Some(published)
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let seen = scrape(&tail_addr);
+    assert_eq!(total(&seen, "framewire_subscribe_messages_total"), Some(published), "{seen}");
+    assert_eq!(total(&seen, "framewire_subscribe_latency_seconds_count"), Some(published), "{seen}");
+    let out = tail.stop();
+    assert!(stderr(&out).contains("latency capture to here p50"), "{}", stderr(&out));
     drop(detect);
 }

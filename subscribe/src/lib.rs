@@ -2,8 +2,10 @@
 //!
 //! # Layout
 //! - [`tail`]: print detections as they arrive (human-readable or JSON lines), with a run summary.
-//! - [`summary`]: counting frames, labels and duplicates for the summary.
+//! - [`summary`]: counting frames, labels, duplicates and latency for the summary.
+//! - [`metrics`]: Prometheus metrics.
 
+pub mod metrics;
 pub mod summary;
 pub mod tail;
 
@@ -15,6 +17,9 @@ use framewire_common::kafka::KafkaArgs;
 pub struct Cli {
     #[command(flatten)]
     pub kafka: KafkaArgs,
+
+    #[command(flatten)]
+    pub metrics: framewire_common::metrics::MetricsArgs,
 
     #[command(subcommand)]
     pub command: Command,

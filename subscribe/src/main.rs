@@ -9,7 +9,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let shutdown = framewire_common::shutdown::on_signal();
     let result = match &cli.command {
-        Command::Tail(args) => tail::run(&cli.kafka, args, shutdown).await.map(|s| {
+        Command::Tail(args) => tail::run(&cli.kafka, args, &cli.metrics, shutdown).await.map(|s| {
             if args.summary {
                 eprintln!("{}", s.render());
             }

@@ -16,6 +16,25 @@ pub struct Summary {
     cameras: HashSet<String>,
     first: Option<Instant>,
     last: Option<Instant>,
+    /// A uniform sample (reservoir) of (capture -> received ms, inference ms), bounded however long the tail
+    /// runs.
+    samples: Vec<(i64, f32)>,
+    sampled: u64,
+    rng: u64,
+}
+
+/// Samples kept for the latency quantiles.
+const RESERVOIR: usize = 100_000;
+
+/// The `q` quantile (0..=1) of `values`, nearest rank.
+pub fn quantile<T: Copy + PartialOrd>(values: &[T], q: f64) -> Option<T> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut v = values.to_vec();
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
+    Some(v[rank - 1])
 }
 
 impl Summary {
@@ -33,6 +52,31 @@ impl Summary {
             *self.labels.entry(b.label.clone()).or_default() += 1;
         }
         true
+    }
+
+    /// Records a frame's end-to-end latency (capture to received here, ms) and its inference time.
+    pub fn add_latency(&mut self, latency_ms: i64, inference_ms: f32) {
+        self.sampled += 1;
+        if self.samples.len() < RESERVOIR {
+            self.samples.push((latency_ms, inference_ms));
+            return;
+        }
+        // xorshift64: a uniform enough pick for a reservoir.
+        self.rng = if self.rng == 0 { 0x9e37_79b9_7f4a_7c15 } else { self.rng };
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        let j = (self.rng % self.sampled) as usize;
+        if j < RESERVOIR {
+            self.samples[j] = (latency_ms, inference_ms);
+        }
+    }
+
+    /// Capture-to-here latency p50 and p99 (ms), and the median inference time (ms).
+    pub fn latency(&self) -> Option<(i64, i64, f32)> {
+        let lat: Vec<i64> = self.samples.iter().map(|s| s.0).collect();
+        let inf: Vec<f32> = self.samples.iter().map(|s| s.1).collect();
+        Some((quantile(&lat, 0.5)?, quantile(&lat, 0.99)?, quantile(&inf, 0.5)?))
     }
 
     /// Distinct frames (duplicates excluded).
@@ -58,13 +102,19 @@ impl Summary {
     pub fn render(&self) -> String {
         let labels: Vec<String> = self.top_labels(5).iter().map(|(l, c)| format!("{l} {c}")).collect();
         let rate = self.rate().map_or_else(|| "n/a".to_string(), |r| format!("{r:.1}"));
+        let latency = self.latency().map_or_else(
+            || "n/a".to_string(),
+            |(p50, p99, inf)| format!("p50 {p50} ms, p99 {p99} ms (inference p50 {inf:.1} ms)"),
+        );
+        // The rate stays last: scripts read it from the end of the line.
         format!(
-            "summary: {} frames detected from {} camera(s), {} duplicate(s), {} undecodable; top labels: {}; {} frames/s",
+            "summary: {} frames detected from {} camera(s), {} duplicate(s), {} undecodable; top labels: {}; latency capture to here {}; {} frames/s",
             self.frames(),
             self.cameras.len(),
             self.duplicates,
             self.undecodable,
             if labels.is_empty() { "none".to_string() } else { labels.join(", ") },
+            latency,
             rate
         )
     }
@@ -101,5 +151,23 @@ mod tests {
         let text = s.render();
         assert!(text.contains("3 frames detected from 2 camera(s), 1 duplicate(s)"), "{text}");
         assert!(text.contains("person 2, car 1"), "{text}");
+        assert!(text.contains("latency capture to here n/a") && text.ends_with("2.0 frames/s"), "{text}");
+    }
+
+    #[test]
+    fn latency_quantiles_come_from_a_bounded_sample() {
+        let mut s = Summary::default();
+        for i in 1..=100 {
+            s.add_latency(i, 20.0);
+        }
+        assert_eq!(s.latency(), Some((50, 99, 20.0)));
+        assert!(s.render().contains("p50 50 ms, p99 99 ms (inference p50 20.0 ms)"), "{}", s.render());
+        for i in 0..(RESERVOIR as i64 + 5000) {
+            s.add_latency(1000 + i % 10, 20.0);
+        }
+        assert_eq!(s.samples.len(), RESERVOIR);
+        let (p50, _, _) = s.latency().unwrap();
+        assert!((1000..1010).contains(&p50), "the reservoir follows the stream: {p50}");
+        assert_eq!(quantile::<i64>(&[], 0.5), None);
     }
 }

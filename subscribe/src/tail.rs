@@ -9,10 +9,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use framewire_common::kafka::KafkaArgs;
+use framewire_common::metrics::MetricsArgs;
 use framewire_proto::json::{DetectionsJson, model_tag};
 use framewire_proto::{Detections, names};
 
 use crate::Result;
+use crate::metrics::Metrics;
 use crate::summary::Summary;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -78,7 +80,14 @@ pub fn format_line(d: &Detections) -> String {
 }
 
 /// Runs the tail until `--count`, `--idle-exit` or `shutdown`. Returns the summary.
-pub async fn run(kafka: &KafkaArgs, args: &TailArgs, shutdown: CancellationToken) -> Result<Summary> {
+pub async fn run(
+    kafka: &KafkaArgs,
+    args: &TailArgs,
+    metrics_args: &MetricsArgs,
+    shutdown: CancellationToken,
+) -> Result<Summary> {
+    let metrics = Metrics::new();
+    framewire_common::metrics::serve(metrics_args, metrics.registry.clone(), shutdown.clone()).await;
     let k = kafka.clone();
     tokio::task::spawn_blocking(move || k.wait_reachable())
         .await
@@ -110,6 +119,7 @@ pub async fn run(kafka: &KafkaArgs, args: &TailArgs, shutdown: CancellationToken
             Ok(d) => d,
             Err(e) => {
                 summary.undecodable += 1;
+                metrics.undecodable.inc();
                 warn!(partition = m.partition(), offset = m.offset(), error = %e, "skipping message");
                 continue;
             }
@@ -117,7 +127,17 @@ pub async fn run(kafka: &KafkaArgs, args: &TailArgs, shutdown: CancellationToken
         if args.camera.as_ref().is_some_and(|c| *c != d.camera_id) {
             continue;
         }
-        summary.add(&d, last);
+        let fresh = summary.add(&d, last);
+        let now_ms =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |t| t.as_millis() as i64);
+        let latency_ms = (now_ms - d.capture_time_ms).max(0);
+        metrics.messages.inc();
+        if fresh {
+            summary.add_latency(latency_ms, d.inference_ms);
+            metrics.latency_seconds.observe(latency_ms as f64 / 1000.0);
+        } else {
+            metrics.duplicates.inc();
+        }
         if args.json {
             serde_json::to_writer(&mut out, &DetectionsJson::from(&d)).map_err(std::io::Error::from)?;
             out.write_all(b"\n")?;
