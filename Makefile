@@ -1,5 +1,5 @@
 # framewire: the two set-up commands are `make demo` and `make test`. Both install what is missing first.
-.PHONY: demo test setup broker broker-stop bench bench-ingest bench-detect
+.PHONY: demo test setup broker broker-stop bench bench-ingest bench-detect bench-pipeline
 
 demo:
 	scripts/demo.sh
@@ -16,10 +16,13 @@ broker:
 broker-stop:
 	scripts/broker.sh stop
 
-bench: bench-ingest bench-detect
+bench: bench-ingest bench-detect bench-pipeline
 
 bench-ingest:
 	bench/ingest.sh
 
 bench-detect:
 	bench/detect.sh
+
+bench-pipeline:
+	bench/pipeline.sh

@@ -114,6 +114,17 @@ fn an_rtsp_camera_that_dies_is_reconnected_and_the_gap_shows_while_another_camer
         .unwrap_or_else(|| panic!("no reconnect count for door in {printed}"));
     assert!(reconnects >= 1, "{printed}");
 
+    // GStreamer sends RTCP sender reports: once the first arrives (about a second in), capture times come from
+    // the camera's clock (here the same host clock, so they stay close to ours).
+    let camera_clock =
+        yard_frames.iter().filter(|f| f.capture_clock == framewire_proto::CaptureClock::Camera as i32).count();
+    println!("yard: {camera_clock} of {} frames on the camera clock", yard_frames.len());
+    assert!(
+        camera_clock * 2 >= yard_frames.len(),
+        "{camera_clock} of {} frames on the camera clock",
+        yard_frames.len()
+    );
+    assert!(yard_frames.iter().all(|f| f.capture_clock != 0), "every frame says which clock it uses");
     // yard: untouched by door's outage. Contiguous seq, and frames all through the outage.
     let yseq: Vec<u64> = yard_frames.iter().map(|f| f.seq).collect();
     assert_eq!(yseq, (0..yseq.len() as u64).collect::<Vec<_>>(), "yard lost frames");

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use rdkafka::Message;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use tokio_util::sync::CancellationToken;
-use tracing::warn;
+use tracing::{info, warn};
 
 use framewire_common::kafka::KafkaArgs;
 use framewire_common::metrics::MetricsArgs;
@@ -43,9 +43,13 @@ pub struct TailArgs {
     #[arg(long)]
     pub camera: Option<String>,
 
-    /// Print a summary line (frames, cameras, top labels, rate) to stderr at exit.
+    /// Print a summary line (frames, cameras, top labels, latency, rate) to stderr at exit.
     #[arg(long)]
     pub summary: bool,
+
+    /// How often to log a status line (frames, rate, duplicates, latency) while running.
+    #[arg(long, env = "FRAMEWIRE_STATUS_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub status_interval: Duration,
 }
 
 /// Consumer settings of a tail: its own throw-away group, nothing committed.
@@ -100,10 +104,22 @@ pub async fn run(
     let mut summary = Summary::default();
     let mut out = std::io::stdout().lock();
     let mut last = Instant::now();
+    let mut status = tokio::time::interval(args.status_interval.max(Duration::from_millis(100)));
+    status.tick().await;
+    let mut frames_at_status = 0;
     loop {
         let idle_left = args.idle_exit.map(|d| d.saturating_sub(last.elapsed()));
         let msg = tokio::select! {
             _ = shutdown.cancelled() => break,
+            _ = status.tick() => {
+                let frames = summary.frames();
+                let fps = (frames - frames_at_status) as f64 / args.status_interval.as_secs_f64().max(0.1);
+                frames_at_status = frames;
+                let (p50, p99) = summary.latency().map_or((None, None), |(a, b, _)| (Some(a), Some(b)));
+                info!(frames, fps = format!("{fps:.1}"), duplicates = summary.duplicates,
+                    undecodable = summary.undecodable, latency_p50_ms = ?p50, latency_p99_ms = ?p99, "tail status");
+                continue;
+            }
             _ = tokio::time::sleep(idle_left.unwrap_or(Duration::MAX)), if idle_left.is_some() => break,
             m = consumer.recv() => m,
         };

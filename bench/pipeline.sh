@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# The whole pipeline on a live camera, for latency and memory: a real RTSP camera (GStreamer's test server,
+# 640x360 at 25 fps) -> ingest --fps 10 -> detect (1 thread) -> subscribe tail, all on this machine, for
+# DURATION seconds (default 150, at least 120). Reports:
+#   - latency from capture to the subscriber (p50/p99), with the model's own inference time beside it;
+#   - each binary's resident memory, sampled every 5 s: peak, and the last minute against the first minute
+#     after warm-up (a leak shows as growth; flat is ~1.00x).
+#   bench/pipeline.sh ; env DURATION
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/common.sh"
+cd "$ROOT"
+
+DURATION="${DURATION:-150}"
+[ "$DURATION" -ge 120 ] || die "DURATION must be at least 120 s"
+MODEL="$CACHE/models/ssdlite_mobilenet_v2_coco.onnx"
+
+"$ROOT/scripts/setup.sh" >/dev/null
+log "building release binaries"
+cargo build --release --quiet -p framewire-ingest -p framewire-detect -p framewire-subscribe --bins
+BIN="$ROOT/target/release"
+export ORT_DYLIB_PATH="${ORT_DYLIB_PATH:-$CACHE/onnxruntime/libonnxruntime.so}"
+export FRAMEWIRE_METRICS_LISTEN=off RUST_LOG=warn
+
+WORK="$(mktemp -d)"
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$WORK"; }
+trap cleanup EXIT
+port="$(free_port)"
+(cd "$WORK" && exec tansu broker --listener-url "tcp://127.0.0.1:$port" --advertised-listener-url "tcp://127.0.0.1:$port" \
+    --storage-engine memory://tansu/ >"$WORK/tansu.log" 2>&1) &
+PIDS+=($!)
+export FRAMEWIRE_BROKERS="127.0.0.1:$port"
+for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+
+rtsp_port="$(free_port)"
+/usr/bin/python3 "$ROOT/e2e/tests/support/rtsp_server.py" "$rtsp_port" 640x360 25 >"$WORK/rtsp.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 100); do grep -q ready "$WORK/rtsp.log" 2>/dev/null && break; sleep 0.1; done
+
+FRAMES="bench-frames-$RANDOM" RESULTS="bench-detections-$RANDOM"
+"$BIN/detect" --model "$MODEL" --threads 1 --group "bench-$RANDOM" --input-topic "$FRAMES" --output-topic "$RESULTS" \
+    >"$WORK/detect.log" 2>&1 &
+DETECT=$!; PIDS+=($DETECT)
+"$BIN/subscribe" tail --topic "$RESULTS" --summary >/dev/null 2>"$WORK/tail.err" &
+TAIL=$!; PIDS+=($TAIL)
+sleep 3
+"$BIN/ingest" --camera bench --fps 10 --topic "$FRAMES" --progress log "rtsp://127.0.0.1:$rtsp_port/cam" \
+    >"$WORK/ingest.out" 2>"$WORK/ingest.log" &
+INGEST=$!; PIDS+=($INGEST)
+
+rss() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+log "running for $DURATION s (RSS sampled every 5 s)"
+: >"$WORK/rss"
+for t in $(seq 5 5 "$DURATION"); do
+    sleep 5
+    echo "$t $(rss "$INGEST") $(rss "$DETECT") $(rss "$TAIL")" >>"$WORK/rss"
+done
+kill -TERM "$INGEST"; wait "$INGEST" || true
+sleep 3
+kill -TERM "$TAIL"; wait "$TAIL" || true
+kill -TERM "$DETECT"; wait "$DETECT" || true
+
+SUMMARY=$(grep '^summary:' "$WORK/tail.err" || die "no tail summary: $(cat "$WORK/tail.err")")
+P50=$(sed -n 's/.*latency capture to here p50 \([0-9]*\) ms.*/\1/p' <<<"$SUMMARY")
+P99=$(sed -n 's/.*p99 \([0-9]*\) ms.*/\1/p' <<<"$SUMMARY")
+INF=$(sed -n 's/.*inference p50 \([0-9.]*\) ms.*/\1/p' <<<"$SUMMARY")
+FRAMES_DONE=$(sed -n 's/^summary: \([0-9]*\) frames.*/\1/p' <<<"$SUMMARY")
+# Memory: peak (MiB), and the last minute's mean against the mean of the minute after a 30 s warm-up.
+mem() {
+    awk -v c="$1" -v d="$DURATION" '
+        { if ($c > peak) peak = $c }
+        $1 > 30 && $1 <= 90 { a += $c; na++ }
+        $1 > d - 60 { b += $c; nb++ }
+        END { printf "%.1f | %.1f | %.2fx", peak / 1024, (b / nb) / 1024, (b / nb) / (a / na) }' "$WORK/rss"
+}
+cat <<REPORT
+
+pipeline benchmark ($(nproc) cores, RTSP camera 640x360@25 -> ingest --fps 10 -> detect --threads 1 -> tail, ${DURATION} s, $FRAMES_DONE frames)
+| latency, capture -> subscriber | p50 ${P50} ms | p99 ${P99} ms | model inference p50 ${INF} ms |
+| binary    | peak RSS MiB | last-minute RSS MiB | last minute vs minute 1 (flat = 1.00x) |
+|-----------|--------------|---------------------|-----------------------------------------|
+| ingest    | $(mem 2) |
+| detect    | $(mem 3) |
+| subscribe | $(mem 4) |
+REPORT
