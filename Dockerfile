@@ -1,12 +1,14 @@
-# framewire's three binaries plus the ONNX Runtime library, on Debian bookworm (FFmpeg 5.1).
+# framewire's three binaries plus the ONNX Runtime library and the default detector model, on Debian bookworm
+# (FFmpeg 5.1). The model is converted at build time (models/fetch.sh: pinned TensorFlow + tf2onnx, ~250 MB of
+# wheels, in the build stage only).
 FROM rust:1.95-bookworm AS build
 RUN apt-get update && apt-get install -y --no-install-recommends \
-        clang libclang-dev pkg-config cmake nasm zlib1g-dev python3-pip \
+        clang libclang-dev pkg-config cmake nasm zlib1g-dev python3-pip python3-venv \
         libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libavdevice-dev libavfilter-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-RUN cargo build --release --bins --workspace && scripts/fetch-onnxruntime.sh
+RUN cargo build --release --bins --workspace && scripts/fetch-onnxruntime.sh && models/fetch.sh
 
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends \
@@ -14,5 +16,6 @@ RUN apt-get update && apt-get install -y --no-install-recommends \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/target/release/ingest /src/target/release/detect /src/target/release/subscribe /usr/local/bin/
 COPY --from=build /src/.cache/onnxruntime/ /opt/onnxruntime/
+COPY --from=build /src/.cache/models/ /models/
 ENV ORT_DYLIB_PATH=/opt/onnxruntime/libonnxruntime.so
 USER nobody
