@@ -98,9 +98,10 @@ fn an_rtsp_camera_that_dies_is_reconnected_and_the_gap_shows_while_another_camer
     assert!(outage_ms >= 2_500, "the outage ({outage_ms} ms) is not where the seq gap ({gap}) is: {seqs:?}");
     assert!((gap as i64 - slots).abs() <= 2, "seq gap {gap} does not match the {outage_ms} ms outage ({slots} slots)");
     assert!(before_gap.capture_time_ms <= killed_ms + 500);
-    // Backoff is capped at 1 s: the camera is back within that plus the connection and the first keyframe.
+    // Backoff is capped at 1 s: the camera is back within that plus the connection and the first keyframe (1 s
+    // apart), with a margin for a loaded machine.
     assert!(
-        after_gap.capture_time_ms - back_ms < 3_000,
+        after_gap.capture_time_ms - back_ms < 4_000,
         "reconnected {} ms after the camera came back",
         after_gap.capture_time_ms - back_ms
     );
