@@ -34,6 +34,39 @@ fn missing_file_and_non_video_fail_before_touching_kafka() {
 }
 
 #[test]
+fn an_empty_file_and_an_audio_only_file_are_clear_errors() {
+    let no_broker = |path: &std::path::Path| {
+        std::process::Command::new(bin("ingest"))
+            .arg(path)
+            .env("FRAMEWIRE_BROKERS", "127.0.0.1:1")
+            .env("FRAMEWIRE_METRICS_LISTEN", "off")
+            .output()
+            .unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.mp4");
+    std::fs::write(&empty, b"").unwrap();
+    let out = no_broker(&empty);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("cannot open") && stderr(&out).contains("empty.mp4 as video: the file is empty"),
+        "{}",
+        stderr(&out)
+    );
+
+    let audio = dir.path().join("tone.m4a");
+    let st = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i", "sine=frequency=440:duration=1"])
+        .arg(&audio)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = no_broker(&audio);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("tone.m4a has no video stream"), "{}", stderr(&out));
+}
+
+#[test]
 fn unreachable_broker_is_a_bounded_wait_and_a_clear_error() {
     let started = Instant::now();
     let out = std::process::Command::new(bin("ingest"))

@@ -179,6 +179,9 @@ impl VideoSource {
         if !is_url(source) && !Path::new(source).exists() {
             return Err(Error::NotFound(source.into()));
         }
+        if !is_url(source) && std::fs::metadata(source).is_ok_and(|m| m.is_file() && m.len() == 0) {
+            return Err(Error::Open { source_uri: uri, reason: "the file is empty (0 bytes)".into() });
+        }
         let mut dict = ffmpeg::Dictionary::new();
         for (k, v) in &opts.options {
             dict.set(k, v);
