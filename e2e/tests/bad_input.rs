@@ -67,6 +67,40 @@ fn an_empty_file_and_an_audio_only_file_are_clear_errors() {
 }
 
 #[test]
+fn a_video_with_damaged_frames_publishes_the_rest_and_counts_the_loss() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    // Garbage written over 40 places in the middle of the media data (the index stays intact).
+    let mut bytes = std::fs::read(media("bikes.mp4")).unwrap();
+    let n = bytes.len();
+    let mut x: u64 = 42;
+    for _ in 0..40 {
+        x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        let at = n / 4 + (x >> 33) as usize % (n / 2);
+        for b in &mut bytes[at..(at + 200).min(n)] {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            *b = (x >> 56) as u8;
+        }
+    }
+    let damaged = dir.path().join("damaged.mp4");
+    std::fs::write(&damaged, &bytes).unwrap();
+    let topic = unique("frames");
+    let printed = broker.ingest_ok("damaged", &topic, &damaged, &[]);
+    let count = |what: &str| -> u64 {
+        printed
+            .split(['(', ',', ')'])
+            .find(|p| p.trim().ends_with(what))
+            .and_then(|p| p.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    let published: u64 = printed.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let lost = count("lost to damaged data");
+    assert!(lost > 0, "{printed}");
+    assert_eq!(published + lost, 250, "every one of the 250 frames is published or counted as lost: {printed}");
+    assert_eq!(broker.read(&topic, published as usize + 1, Duration::from_secs(4)).len() as u64, published);
+}
+
+#[test]
 fn unreachable_broker_is_a_bounded_wait_and_a_clear_error() {
     let started = Instant::now();
     let out = std::process::Command::new(bin("ingest"))

@@ -165,7 +165,13 @@ impl Worker {
                     let decoded_before = source.stats.frames;
                     let end = source.run(|frame, time| self.emit(frame, time, &uri, live));
                     self.shared.metrics.up.with_label_values(&self.labels).set(0);
-                    self.shared.metrics.bad_packets.with_label_values(&self.labels).inc_by(source.stats.bad_packets);
+                    let damaged = source.stats.damaged();
+                    if damaged > 0 {
+                        self.shared.metrics.bad_packets.with_label_values(&self.labels).inc_by(damaged);
+                        self.status.damaged.fetch_add(damaged, Ordering::Relaxed);
+                        warn!(camera = %self.spec.id, source = %uri, frames = damaged,
+                            "frames could not be decoded: the source sent damaged data");
+                    }
                     if source.stats.frames > decoded_before {
                         backoff.reset();
                     }

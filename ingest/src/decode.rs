@@ -49,6 +49,8 @@ pub struct DecodeStats {
     pub frames: u64,
     /// Packets the decoder rejected (damaged data); decoding goes on after them.
     pub bad_packets: u64,
+    /// Video packets the decoder accepted: one frame each for the codecs cameras use.
+    pub packets: u64,
     /// Stream time of the last decoded frame.
     pub last_t_us: Option<i64>,
     /// Latest stream time the demuxer delivered (frames may be skipped, e.g. keyframes only).
@@ -171,6 +173,14 @@ pub fn init() -> Result<()> {
     .map_err(|reason| Error::Open { source_uri: String::new(), reason })
 }
 
+impl DecodeStats {
+    /// Frames lost to damaged data: packets the decoder rejected, plus packets it took but produced no
+    /// picture for (frame-threaded decoders report damage only that way).
+    pub fn damaged(&self) -> u64 {
+        self.bad_packets + self.packets.saturating_sub(self.frames)
+    }
+}
+
 impl VideoSource {
     /// Opens `source` (a path or any URL FFmpeg reads) and prepares a decoder for its best video stream.
     pub fn open(source: &str, opts: OpenOptions) -> Result<Self> {
@@ -286,6 +296,7 @@ impl VideoSource {
                 warn!(source = %self.info.uri, error = %e, "damaged packet skipped");
                 continue;
             }
+            self.stats.packets += 1;
             let before = self.stats.frames;
             if !self.drain(&mut frame, &mut on_frame)? {
                 return Ok(End::Stopped);

@@ -212,6 +212,8 @@ pub struct CameraSummary {
     pub dropped: u64,
     pub reconnects: u64,
     pub skipped: u64,
+    /// Frames lost to damaged data in the source.
+    pub damaged: u64,
     /// Why the camera stopped early, if it did.
     pub error: Option<Error>,
 }
@@ -353,6 +355,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<Summary>
             dropped: queue.dropped.load(Ordering::Relaxed),
             reconnects: status.reconnects.load(Ordering::Relaxed),
             skipped: status.skipped.load(Ordering::Relaxed),
+            damaged: status.damaged.load(Ordering::Relaxed),
             // Frames before the damage are published; the count in the error is what was acknowledged.
             error: result.err().map(|e| match e {
                 Error::Truncated { source_uri, ended_s, declared_s, .. } => {

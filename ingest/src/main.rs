@@ -18,7 +18,12 @@ async fn main() -> ExitCode {
     let secs = summary.elapsed.as_secs_f64().max(1e-3);
     for c in &summary.cameras {
         let mut detail = format!("{} decoded", c.decoded);
-        for (n, what) in [(c.dropped, "dropped"), (c.reconnects, "reconnects"), (c.skipped, "files skipped")] {
+        for (n, what) in [
+            (c.dropped, "dropped"),
+            (c.reconnects, "reconnects"),
+            (c.skipped, "files skipped"),
+            (c.damaged, "lost to damaged data"),
+        ] {
             if n > 0 {
                 detail += &format!(", {n} {what}");
             }

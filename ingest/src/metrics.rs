@@ -83,7 +83,7 @@ impl Metrics {
             bad_packets: counter(
                 &registry,
                 "framewire_ingest_bad_packets_total",
-                "Damaged packets skipped by the decoder",
+                "Frames lost to damaged data (packets the decoder rejected or could not turn into a picture)",
             ),
             backpressure_waits: counter(
                 &registry,

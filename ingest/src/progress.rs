@@ -64,6 +64,8 @@ pub struct CameraStatus {
     pub published: AtomicU64,
     pub reconnects: AtomicU64,
     pub skipped: AtomicU64,
+    /// Frames lost to damaged data.
+    pub damaged: AtomicU64,
 }
 
 impl CameraStatus {
@@ -78,6 +80,7 @@ impl CameraStatus {
             published: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
+            damaged: AtomicU64::new(0),
         })
     }
 
