@@ -128,7 +128,16 @@ fn an_rtsp_camera_that_dies_is_reconnected_and_the_gap_shows_while_another_camer
     assert!(yard_frames.iter().all(|f| f.capture_clock != 0), "every frame says which clock it uses");
     // yard: untouched by door's outage. Contiguous seq, and frames all through the outage.
     let yseq: Vec<u64> = yard_frames.iter().map(|f| f.seq).collect();
-    assert_eq!(yseq, (0..yseq.len() as u64).collect::<Vec<_>>(), "yard lost frames");
+    assert_eq!(yseq, (yseq[0]..yseq[0] + yseq.len() as u64).collect::<Vec<_>>(), "yard lost frames");
+    // A live camera's seq starts at the Unix time in ms when ingest started it: never reused after a restart.
+    for f in [&yard_frames[0], &door_frames[0]] {
+        assert!(
+            f.seq.abs_diff(f.capture_time_ms as u64) < 10_000,
+            "first seq {} vs capture {}",
+            f.seq,
+            f.capture_time_ms
+        );
+    }
     let during = yard_frames.iter().filter(|f| f.capture_time_ms > killed_ms && f.capture_time_ms < back_ms).count();
     assert!(during >= 10, "yard published only {during} frames during door's 3 s outage");
     let max_gap = yard_frames.windows(2).map(|w| w[1].capture_time_ms - w[0].capture_time_ms).max().unwrap();
@@ -343,6 +352,7 @@ fn a_live_camera_behind_a_stalled_broker_drops_the_oldest_frames_and_counts_them
         .cmd("ingest")
         .args(["--camera", &format!("lobby={}", server.url()), "--queue-frames", "2", "--topic", &topic])
         .env("FRAMEWIRE_KAFKA_OPTIONS", "batch.num.messages=1,queue.buffering.max.messages=4")
+        .env("RUST_LOG", "info")
         .env("FRAMEWIRE_METRICS_LISTEN", &metrics)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -376,8 +386,13 @@ fn a_live_camera_behind_a_stalled_broker_drops_the_oldest_frames_and_counts_them
     assert_eq!(frames.len() as u64, published);
     let seqs: Vec<u64> = frames.iter().map(|f| f.seq).collect();
     assert!(seqs.windows(2).all(|w| w[1] > w[0]), "{seqs:?}");
-    // Every frame slot is accounted for: published, or dropped (and then a gap in seq).
-    let slots = seqs.last().unwrap() + 1;
+    // Every frame slot is accounted for: published, or dropped (and then a gap in seq). The first slot is the
+    // seq ingest logged when the camera started.
+    let first: u64 = stderr(&out)
+        .lines()
+        .find_map(|l| l.split("first_seq=").nth(1)?.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no first_seq in the log:\n{}", stderr(&out)));
+    let slots = seqs.last().unwrap() + 1 - first;
     assert_eq!(published + dropped, slots, "published {published} + dropped {dropped} != {slots} slots: {seqs:?}");
     // The stall is one long gap (a busy machine may drop a few more elsewhere): the frames that survive it are
     // the newest, not the ones queued when the broker hung.
@@ -398,6 +413,8 @@ fn rtsp_over_udp_and_a_live_http_stream_are_read() {
         .arg(media("bikes.mp4"))
         .args(["-c", "copy", "-f", "mpegts", "-listen", "1"])
         .arg(format!("http://127.0.0.1:{http_port}/live.ts"))
+        // It complains when the reader goes away at the end, as it should.
+        .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(500));
@@ -433,4 +450,26 @@ fn rtsp_over_udp_and_a_live_http_stream_are_read() {
     // Sampled at 5 fps by stream time: 200 ms apart.
     let t: Vec<i64> = cams["web"].iter().map(|f| f.stream_time_us).collect();
     assert!(t.windows(2).all(|w| (w[1] - w[0] - 200_000).abs() <= 1_000), "{t:?}");
+}
+
+#[test]
+fn a_restarted_ingest_never_reuses_a_live_cameras_seq() {
+    let broker = Broker::start();
+    let server = RtspServer::start(free_port());
+    let topic = unique("frames");
+    let camera = format!("gate={}", server.url());
+    let run = || {
+        let ingest = broker.service("ingest", &["--camera", &camera, "--fps", "10", "--topic", &topic]);
+        std::thread::sleep(Duration::from_secs(3));
+        let out = ingest.stop();
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out).split_whitespace().nth(1).unwrap().parse::<usize>().unwrap()
+    };
+    let first_run = run();
+    let second_run = run();
+    assert!(first_run > 5 && second_run > 5, "{first_run} then {second_run} frames");
+    let frames = broker.read_frames(&topic, first_run + second_run, Duration::from_secs(10));
+    let seqs: Vec<u64> = frames.iter().map(|f| f.seq).collect();
+    assert_eq!(seqs.len(), first_run + second_run);
+    assert!(seqs.windows(2).all(|w| w[1] > w[0]), "seq went back or repeated across the restart: {seqs:?}");
 }

@@ -3,7 +3,8 @@
 //! default, without disturbing the other cameras.
 //!
 //! `seq` counts frame slots: +1 per frame sent to the producer, and after an outage it jumps by the frames
-//! the camera would have delivered meanwhile, so a subscriber sees every loss as a gap.
+//! the camera would have delivered meanwhile, so a subscriber sees every loss as a gap. Files start at 0; live
+//! cameras at the Unix time in ms when ingest started them, so a restart never reuses a seq.
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -148,6 +149,14 @@ impl Worker {
                     let live = self.live(Some(&source.info));
                     self.queue.set_policy(if live { Full::DropOldest } else { Full::Wait });
                     self.status.opened(source.info.duration_us, live);
+                    if live && self.last_sent.is_none() && self.seq == 0 {
+                        // A live camera's seq starts at the current Unix time in ms, so a restarted ingest never
+                        // reuses a seq of its previous run (no camera sends more than a frame per ms), and
+                        // subscribers that key on camera + seq do not take new frames for duplicates. A file
+                        // starts at 0: reading the same file again gives the same frames the same seqs.
+                        self.seq = now_us() as u64 / 1000;
+                        info!(camera = %self.spec.id, first_seq = self.seq, "live camera: seq starts at the Unix time in ms");
+                    }
                     if let Some(since) = lost_at.take() {
                         info!(camera = %self.spec.id, source = %uri, down_s = format!("{:.1}", since.elapsed().as_secs_f64()), attempts = backoff.attempts(), "source reconnected");
                         self.resumed = true;
