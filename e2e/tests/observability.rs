@@ -3,28 +3,10 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use common::*;
-
-fn scrape(addr: &str) -> String {
-    let Ok(mut s) = std::net::TcpStream::connect(addr) else { return String::new() };
-    s.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n").unwrap();
-    let mut body = String::new();
-    let _ = s.read_to_string(&mut body);
-    body
-}
-
-/// Sum of a metric's samples (all label sets).
-fn total(metrics: &str, name: &str) -> Option<f64> {
-    let values: Vec<f64> = metrics
-        .lines()
-        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
-        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
-        .collect();
-    (!values.is_empty()).then(|| values.iter().sum())
-}
 
 #[test]
 fn detect_exports_throughput_and_a_lag_that_drains_to_zero() {
@@ -89,8 +71,7 @@ fn counters_agree_across_ingest_and_detect_and_every_dashboard_metric_is_exporte
     use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
     let broker = Broker::start();
     let (input, output) = (unique("frames"), unique("detections"));
-    let port = |_| std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let (ingest_addr, detect_addr) = (format!("127.0.0.1:{}", port(0)), format!("127.0.0.1:{}", port(1)));
+    let (ingest_addr, detect_addr) = (format!("127.0.0.1:{}", free_port()), format!("127.0.0.1:{}", free_port()));
     let detect = broker.detect_with(
         &input,
         &output,
@@ -98,7 +79,7 @@ fn counters_agree_across_ingest_and_detect_and_every_dashboard_metric_is_exporte
         &["--metrics-listen", &detect_addr, "--status-interval", "1s"],
     );
 
-    let tail_addr = format!("127.0.0.1:{}", port(2));
+    let tail_addr = format!("127.0.0.1:{}", free_port());
     let tail = broker.service(
         "subscribe",
         &["--metrics-listen", &tail_addr, "tail", "--topic", &output, "--from-beginning", "--summary"],

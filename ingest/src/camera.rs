@@ -177,7 +177,6 @@ impl Worker {
                     let damaged = source.stats.damaged();
                     if damaged > 0 {
                         self.shared.metrics.bad_packets.with_label_values(&self.labels).inc_by(damaged);
-                        self.status.damaged.fetch_add(damaged, Ordering::Relaxed);
                         warn!(camera = %self.spec.id, source = %uri, frames = damaged,
                             "frames could not be decoded: the source sent damaged data");
                     }
@@ -200,7 +199,6 @@ impl Worker {
             }
             lost_at.get_or_insert_with(Instant::now);
             self.shared.metrics.reconnects.with_label_values(&self.labels).inc();
-            self.status.reconnects.fetch_add(1, Ordering::Relaxed);
             if let Some(max) = timing.max_reconnects
                 && backoff.attempts() >= max
             {
@@ -222,7 +220,6 @@ impl Worker {
         let metrics = &shared.metrics;
         metrics.decoded.with_label_values(&self.labels).inc();
         self.status.position_us.store(time.stream_us, Ordering::Relaxed);
-        self.status.decoded.fetch_add(1, Ordering::Relaxed);
         if self.shared.shutdown.is_cancelled() {
             return Ok(false);
         }

@@ -69,7 +69,6 @@ pub fn run(worker: &mut Worker) -> Result<()> {
                 Ok(false) => return Ok(()),
                 Err(e) => {
                     worker.shared.metrics.skipped_files.with_label_values(&[worker.spec.id.as_str()]).inc();
-                    worker.status.skipped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     warn!(camera = %worker.spec.id, file = %path.display(), error = %e, "skipped: not a readable image");
                 }
             }

@@ -31,7 +31,6 @@ pub mod sample;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use prost::Message;
@@ -255,13 +254,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<Summary>
         watch_interval: config.watch_interval,
     });
     let mut queues: Queues<Frame> = Queues::default();
-    let mut progress = Progress::new(config.progress);
+    let mut progress = Progress::new(config.progress, metrics.clone());
     let mut cameras = Vec::new();
     for spec in specs {
         let policy = if spec.live.unwrap_or(spec.kind().is_live()) { Full::DropOldest } else { Full::Wait };
         let queue = queues.add(config.queue_frames, policy);
         let status = CameraStatus::new(&spec.id);
-        progress.add(status.clone(), queue.clone());
+        progress.add(status.clone());
         cameras.push((spec, queue, status));
     }
 
@@ -275,11 +274,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<Summary>
     let kafka = config.kafka.clone();
     tokio::task::spawn_blocking(move || kafka.wait_reachable()).await.map_err(join_error)??;
     config.kafka.ensure_topics(&[(&config.topic, config.partitions)], config.replication).await?;
-    let mut publisher = publish::Publisher::new(&config.kafka, &config.topic, config.max_message_bytes, metrics)?;
+    let mut publisher =
+        publish::Publisher::new(&config.kafka, &config.topic, config.max_message_bytes, metrics.clone())?;
 
-    let statuses: Vec<Arc<CameraStatus>> = workers.iter().map(|(c, _)| c.2.clone()).collect();
-    let ids: Vec<Arc<str>> = statuses.iter().map(|s| Arc::from(s.id.as_str())).collect();
-    let camera_queues: Vec<_> = workers.iter().map(|(c, _)| c.1.clone()).collect();
+    let ids: Vec<Arc<str>> = workers.iter().map(|(c, _)| Arc::from(c.0.id.as_str())).collect();
     let threads: Vec<_> = workers
         .into_iter()
         .map(|((spec, queue, status), opened)| {
@@ -308,7 +306,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<Summary>
                     if let Err(e) = &result {
                         error!(camera = %id, error = %e, "camera stopped");
                     }
-                    (result, status)
+                    result
                 })
                 .map_err(|e| Error::Decoder { source_uri: String::new(), reason: format!("cannot start thread: {e}") })
         })
@@ -319,7 +317,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<Summary>
 
     let mut fatal = None;
     while let Some(frame) = queues.next().await {
-        let i = statuses.iter().position(|s| s.id == frame.camera_id).unwrap_or(0);
+        let i = ids.iter().position(|id| **id == *frame.camera_id).unwrap_or(0);
         if let Err(e) = publisher.send(&ids[i], &frame.encode_to_vec()).await {
             // The producer itself is broken: stop every camera; what was queued is reported undelivered.
             queues.close();
@@ -328,9 +326,6 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<Summary>
             break;
         }
         publisher.poll_deliveries();
-        for (s, id) in statuses.iter().zip(&ids) {
-            s.published.store(publisher.delivered_by_camera.get(id).copied().unwrap_or(0), Ordering::Relaxed);
-        }
     }
     let mut results = Vec::new();
     for t in threads {
@@ -338,24 +333,25 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<Summary>
         // Panics are caught on the thread itself and turned into the camera's error.
         results.push(joined.map_err(|_| join_panic())?);
     }
-    let delivered = publisher.finish(Duration::from_secs(90)).await;
+    let undelivered = publisher.finish(Duration::from_secs(90)).await;
     rendering.cancel();
     let _ = renderer.await;
     if let Some(e) = fatal {
         return Err(e);
     }
 
-    let mut summary = Summary { elapsed: start.elapsed(), undelivered: delivered.undelivered, ..Default::default() };
-    for ((result, status), (id, queue)) in results.into_iter().zip(ids.iter().zip(&camera_queues)) {
-        let published = delivered.by_camera.get(id).copied().unwrap_or(0);
+    let mut summary = Summary { elapsed: start.elapsed(), undelivered, ..Default::default() };
+    for (result, id) in results.into_iter().zip(&ids) {
+        let f = metrics.figures(id);
+        let published = f.published;
         summary.cameras.push(CameraSummary {
             camera: id.to_string(),
-            decoded: status.decoded.load(Ordering::Relaxed),
+            decoded: f.decoded,
             published,
-            dropped: queue.dropped.load(Ordering::Relaxed),
-            reconnects: status.reconnects.load(Ordering::Relaxed),
-            skipped: status.skipped.load(Ordering::Relaxed),
-            damaged: status.damaged.load(Ordering::Relaxed),
+            dropped: f.dropped,
+            reconnects: f.reconnects,
+            skipped: f.skipped_files,
+            damaged: f.damaged,
             // Frames before the damage are published; the count in the error is what was acknowledged.
             error: result.err().map(|e| match e {
                 Error::Truncated { source_uri, ended_s, declared_s, .. } => {

@@ -97,6 +97,31 @@ impl Metrics {
     }
 }
 
+/// One camera's running totals, read back from the counters (the one place they are kept).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Figures {
+    pub decoded: u64,
+    pub published: u64,
+    pub dropped: u64,
+    pub reconnects: u64,
+    pub skipped_files: u64,
+    pub damaged: u64,
+}
+
+impl Metrics {
+    pub fn figures(&self, camera: &str) -> Figures {
+        let get = |c: &IntCounterVec| c.with_label_values(&[camera]).get();
+        Figures {
+            decoded: get(&self.decoded),
+            published: get(&self.published),
+            dropped: get(&self.dropped),
+            reconnects: get(&self.reconnects),
+            skipped_files: get(&self.skipped_files),
+            damaged: get(&self.bad_packets),
+        }
+    }
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()

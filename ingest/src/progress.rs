@@ -3,14 +3,14 @@
 //! logs, CI and systemd. Decoder threads only update atomics; one task renders.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use crate::queue::CameraQueue;
+use crate::metrics::Metrics;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Mode {
@@ -60,12 +60,6 @@ pub struct CameraStatus {
     /// Declared duration (files), or -1.
     duration_us: AtomicI64,
     live: AtomicBool,
-    pub decoded: AtomicU64,
-    pub published: AtomicU64,
-    pub reconnects: AtomicU64,
-    pub skipped: AtomicU64,
-    /// Frames lost to damaged data.
-    pub damaged: AtomicU64,
 }
 
 impl CameraStatus {
@@ -76,11 +70,6 @@ impl CameraStatus {
             position_us: AtomicI64::new(0),
             duration_us: AtomicI64::new(-1),
             live: AtomicBool::new(false),
-            decoded: AtomicU64::new(0),
-            published: AtomicU64::new(0),
-            reconnects: AtomicU64::new(0),
-            skipped: AtomicU64::new(0),
-            damaged: AtomicU64::new(0),
         })
     }
 
@@ -106,9 +95,10 @@ impl CameraStatus {
     }
 }
 
-/// The cameras being shown, with their queues (for drop counts).
+/// The cameras being shown; their figures come from the metrics.
 pub struct Progress {
-    cameras: Vec<(Arc<CameraStatus>, Arc<CameraQueue<framewire_proto::Frame>>)>,
+    cameras: Vec<Arc<CameraStatus>>,
+    metrics: Metrics,
     bars: bool,
 }
 
@@ -116,13 +106,13 @@ const STATUS_EVERY: Duration = Duration::from_secs(10);
 const BAR_EVERY: Duration = Duration::from_millis(250);
 
 impl Progress {
-    pub fn new(mode: Mode) -> Self {
+    pub fn new(mode: Mode, metrics: Metrics) -> Self {
         let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
-        Progress { cameras: Vec::new(), bars: matches!((mode, tty), (Mode::Bar, _) | (Mode::Auto, true)) }
+        Progress { cameras: Vec::new(), metrics, bars: matches!((mode, tty), (Mode::Bar, _) | (Mode::Auto, true)) }
     }
 
-    pub fn add(&mut self, status: Arc<CameraStatus>, queue: Arc<CameraQueue<framewire_proto::Frame>>) {
-        self.cameras.push((status, queue));
+    pub fn add(&mut self, status: Arc<CameraStatus>) {
+        self.cameras.push(status);
     }
 
     /// Renders until `done` fires, then clears the bars.
@@ -140,13 +130,13 @@ impl Progress {
             }
             let secs = last_at.elapsed().as_secs_f64().max(1e-3);
             last_at = Instant::now();
-            for (i, (s, q)) in self.cameras.iter().enumerate() {
-                let published = s.published.load(Ordering::Relaxed);
-                let fps = (published - last[i]) as f64 / secs;
-                last[i] = published;
-                info!(camera = %s.id, state = s.state().as_str(), published, fps = format!("{fps:.1}"),
-                    dropped = q.dropped.load(Ordering::Relaxed), reconnects = s.reconnects.load(Ordering::Relaxed),
-                    skipped = s.skipped.load(Ordering::Relaxed), percent = ?s.percent().map(f64::round), "ingest status");
+            for (i, s) in self.cameras.iter().enumerate() {
+                let f = self.metrics.figures(&s.id);
+                let fps = (f.published - last[i]) as f64 / secs;
+                last[i] = f.published;
+                info!(camera = %s.id, state = s.state().as_str(), published = f.published, fps = format!("{fps:.1}"),
+                    dropped = f.dropped, reconnects = f.reconnects, skipped = f.skipped_files,
+                    percent = ?s.percent().map(f64::round), "ingest status");
             }
         }
     }
@@ -156,22 +146,20 @@ impl Progress {
         let started = Instant::now();
         let mut bars: Vec<Option<ProgressBar>> = vec![None; self.cameras.len()];
         loop {
-            for (i, (s, q)) in self.cameras.iter().enumerate() {
+            for (i, s) in self.cameras.iter().enumerate() {
                 let bar = bars[i].get_or_insert_with(|| {
                     let b = multi.add(ProgressBar::new(1000));
                     b.set_prefix(s.id.clone());
                     b
                 });
-                let published = s.published.load(Ordering::Relaxed);
-                let fps = published as f64 / started.elapsed().as_secs_f64().max(1e-3);
-                let mut msg = format!("{published} published, {fps:.1} fps");
-                let dropped = q.dropped.load(Ordering::Relaxed);
-                if dropped > 0 {
-                    msg += &format!(", {dropped} dropped");
+                let f = self.metrics.figures(&s.id);
+                let fps = f.published as f64 / started.elapsed().as_secs_f64().max(1e-3);
+                let mut msg = format!("{} published, {fps:.1} fps", f.published);
+                if f.dropped > 0 {
+                    msg += &format!(", {} dropped", f.dropped);
                 }
-                let reconnects = s.reconnects.load(Ordering::Relaxed);
-                if reconnects > 0 {
-                    msg += &format!(", {reconnects} reconnects");
+                if f.reconnects > 0 {
+                    msg += &format!(", {} reconnects", f.reconnects);
                 }
                 match s.percent() {
                     Some(p) => {

@@ -1,7 +1,6 @@
 //! Publishing frames to Kafka with backpressure: when librdkafka's queue is full the caller waits for
 //! deliveries instead of growing memory, so a slow broker slows the decoder.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,22 +35,12 @@ pub fn producer_settings(max_message_bytes: usize) -> Vec<(&'static str, String)
 
 type Delivery = <DeliveryFuture as std::future::Future>::Output;
 
-/// What the broker acknowledged by the end of a run.
-#[derive(Debug)]
-pub struct Delivered {
-    pub by_camera: HashMap<Arc<str>, u64>,
-    /// Set if any frame was not acknowledged.
-    pub undelivered: Option<Error>,
-}
-
 /// A producer shared by all cameras, plus the deliveries it is waiting for.
 pub struct Publisher {
     producer: FutureProducer,
     topic: String,
     in_flight: FuturesUnordered<BoxFuture<'static, (Arc<str>, Delivery)>>,
     metrics: Metrics,
-    /// Frames the broker acknowledged, per camera.
-    pub delivered_by_camera: HashMap<Arc<str>, u64>,
     /// Frames the broker acknowledged.
     pub delivered: u64,
     /// Frames that could not be delivered.
@@ -69,7 +58,6 @@ impl Publisher {
             topic: topic.to_string(),
             in_flight: FuturesUnordered::new(),
             metrics,
-            delivered_by_camera: HashMap::new(),
             delivered: 0,
             failed: 0,
             first_error: None,
@@ -114,8 +102,9 @@ impl Publisher {
         }
     }
 
-    /// Waits for every queued message to be acknowledged or to fail.
-    pub async fn finish(mut self, timeout: Duration) -> Delivered {
+    /// Waits for every queued message to be acknowledged or to fail; an error if any was not acknowledged.
+    /// (What was acknowledged, per camera, is in the `published` metric.)
+    pub async fn finish(mut self, timeout: Duration) -> Option<Error> {
         // flush() blocks; the deliveries it completes resolve the futures drained below.
         let producer = self.producer.clone();
         let flushed = tokio::task::spawn_blocking(move || producer.flush(timeout)).await;
@@ -125,19 +114,17 @@ impl Publisher {
         while let Some((c, r)) = self.in_flight.next().await {
             self.on_delivery(&c, r);
         }
-        let undelivered = (self.failed > 0).then(|| Error::Undelivered {
+        (self.failed > 0).then(|| Error::Undelivered {
             failed: self.failed,
             total: self.failed + self.delivered,
             first: self.first_error.unwrap_or_default(),
-        });
-        Delivered { by_camera: self.delivered_by_camera, undelivered }
+        })
     }
 
     fn on_delivery(&mut self, camera: &Arc<str>, r: Delivery) {
         match r {
             Ok(Ok(_)) => {
                 self.delivered += 1;
-                *self.delivered_by_camera.entry(camera.clone()).or_default() += 1;
                 self.metrics.published.with_label_values(&[camera]).inc();
             }
             Ok(Err((e, _))) => self.record_failure(camera, e.to_string()),
