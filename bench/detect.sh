@@ -5,8 +5,7 @@
 # Rates are steady-state frames/s from the first to the last result seen by a subscriber. Ratios, not the
 # absolute numbers, are the result: these machines are shared and noisy.
 #   bench/detect.sh [FRAMES_PER_CAMERA_FILE=bikes.mp4] ; env CAMERAS (default 4), RAW_SECONDS (default 10)
-source "$(dirname "${BASH_SOURCE[0]}")/../scripts/common.sh"
-cd "$ROOT"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 VIDEO="${1:-$CACHE/media/bikes.mp4}"
 CAMERAS="${CAMERAS:-4}"
@@ -18,18 +17,8 @@ log "building release binaries"
 cargo build --release --quiet -p framewire-ingest -p framewire-detect -p framewire-subscribe --bins --examples
 BIN="$ROOT/target/release"
 export ORT_DYLIB_PATH="${ORT_DYLIB_PATH:-$CACHE/onnxruntime/libonnxruntime.so}"
-export FRAMEWIRE_METRICS_LISTEN=off RUST_LOG=warn
 
-WORK="$(mktemp -d)"
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$WORK"; }
-trap cleanup EXIT
-port="$(free_port)"
-(cd "$WORK" && exec tansu broker --listener-url "tcp://127.0.0.1:$port" --advertised-listener-url "tcp://127.0.0.1:$port" \
-    --storage-engine memory://tansu/ >"$WORK/tansu.log" 2>&1) &
-PIDS+=($!)
-export FRAMEWIRE_BROKERS="127.0.0.1:$port"
-for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+start_broker
 
 INPUT="bench-frames"
 for i in $(seq "$CAMERAS"); do

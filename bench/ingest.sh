@@ -5,8 +5,7 @@
 #   OpenCV as a Python user writes it (cv2.VideoCapture + cv2.imencode at the same JPEG quality as ingest).
 # Each is run ROUNDS times, interleaved; the median is reported. Ratios are the result: the machine is noisy.
 #   bench/ingest.sh ; env ROUNDS (default 3)
-source "$(dirname "${BASH_SOURCE[0]}")/../scripts/common.sh"
-cd "$ROOT"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 ROUNDS="${ROUNDS:-3}"
 QUALITY=80
@@ -34,16 +33,7 @@ if [ ! -f "$CLIP" ]; then
 fi
 FRAMES=$(ffprobe -v error -count_packets -select_streams v:0 -show_entries stream=nb_read_packets -of csv=p=0 "$CLIP")
 
-WORK="$(mktemp -d)"
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$WORK"; }
-trap cleanup EXIT
-port="$(free_port)"
-(cd "$WORK" && exec tansu broker --listener-url "tcp://127.0.0.1:$port" --advertised-listener-url "tcp://127.0.0.1:$port" \
-    --storage-engine memory://tansu/ >"$WORK/tansu.log" 2>&1) &
-PIDS+=($!)
-export FRAMEWIRE_BROKERS="127.0.0.1:$port" FRAMEWIRE_METRICS_LISTEN=off RUST_LOG=warn
-for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+start_broker
 
 now() { date +%s.%N; }
 fps() { awk -v n="$1" -v a="$2" -v b="$3" 'BEGIN { printf "%.1f", n / (b - a) }'; }

@@ -6,8 +6,7 @@
 #   - each binary's resident memory, sampled every 5 s: peak, and the last minute against the first minute
 #     after warm-up (a leak shows as growth; flat is ~1.00x).
 #   bench/pipeline.sh ; env DURATION
-source "$(dirname "${BASH_SOURCE[0]}")/../scripts/common.sh"
-cd "$ROOT"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 DURATION="${DURATION:-150}"
 [ "$DURATION" -ge 120 ] || die "DURATION must be at least 120 s"
@@ -18,18 +17,8 @@ log "building release binaries"
 cargo build --release --quiet -p framewire-ingest -p framewire-detect -p framewire-subscribe --bins
 BIN="$ROOT/target/release"
 export ORT_DYLIB_PATH="${ORT_DYLIB_PATH:-$CACHE/onnxruntime/libonnxruntime.so}"
-export FRAMEWIRE_METRICS_LISTEN=off RUST_LOG=warn
 
-WORK="$(mktemp -d)"
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$WORK"; }
-trap cleanup EXIT
-port="$(free_port)"
-(cd "$WORK" && exec tansu broker --listener-url "tcp://127.0.0.1:$port" --advertised-listener-url "tcp://127.0.0.1:$port" \
-    --storage-engine memory://tansu/ >"$WORK/tansu.log" 2>&1) &
-PIDS+=($!)
-export FRAMEWIRE_BROKERS="127.0.0.1:$port"
-for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+start_broker
 
 rtsp_port="$(free_port)"
 /usr/bin/python3 "$ROOT/e2e/tests/support/rtsp_server.py" "$rtsp_port" 640x360 25 >"$WORK/rtsp.log" 2>&1 &

@@ -1,0 +1,21 @@
+# Shared by the benchmarks. Sourced, not run.
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/common.sh"
+cd "$ROOT"
+
+# A scratch directory and the background processes to stop at exit.
+WORK="$(mktemp -d)"
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$WORK"; }
+trap cleanup EXIT
+export FRAMEWIRE_METRICS_LISTEN=off RUST_LOG=warn
+
+# start_broker: a fresh in-memory tansu on a free port for this run; exports FRAMEWIRE_BROKERS.
+start_broker() {
+    local port
+    port="$(free_port)"
+    (cd "$WORK" && exec tansu broker --listener-url "tcp://127.0.0.1:$port" \
+        --advertised-listener-url "tcp://127.0.0.1:$port" --storage-engine memory://tansu/ >"$WORK/tansu.log" 2>&1) &
+    PIDS+=($!)
+    export FRAMEWIRE_BROKERS="127.0.0.1:$port"
+    for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+}
