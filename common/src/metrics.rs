@@ -69,6 +69,13 @@ pub async fn serve(args: &MetricsArgs, registry: Registry, shutdown: Cancellatio
     Some(addr)
 }
 
+/// Registers `c` in `registry` and returns it, for building a binary's metrics struct in one expression.
+/// Registration fails only for a duplicate name, which each binary's fixed list of metrics rules out.
+pub fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, c: T) -> T {
+    registry.register(Box::new(c.clone())).unwrap_or_else(|e| panic!("metric registration: {e}"));
+    c
+}
+
 /// The registry in Prometheus text format.
 pub fn render(registry: &Registry) -> Vec<u8> {
     let mut out = Vec::new();

@@ -1,5 +1,6 @@
 //! detect's Prometheus metrics, named once here.
 
+use framewire_common::metrics::register;
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 #[derive(Clone)]
@@ -14,12 +15,6 @@ pub struct Metrics {
     pub in_flight: IntGauge,
     pub consumer_lag: prometheus::IntGaugeVec,
     pub delivery_retries: IntCounter,
-}
-
-fn register<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: T) -> T {
-    // Only duplicate names fail, and the names below are distinct.
-    r.register(Box::new(c.clone())).unwrap_or_else(|e| panic!("metric registration: {e}"));
-    c
 }
 
 impl Metrics {

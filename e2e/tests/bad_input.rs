@@ -86,15 +86,8 @@ fn a_video_with_damaged_frames_publishes_the_rest_and_counts_the_loss() {
     std::fs::write(&damaged, &bytes).unwrap();
     let topic = unique("frames");
     let printed = broker.ingest_ok("damaged", &topic, &damaged, &[]);
-    let count = |what: &str| -> u64 {
-        printed
-            .split(['(', ',', ')'])
-            .find(|p| p.trim().ends_with(what))
-            .and_then(|p| p.split_whitespace().next()?.parse().ok())
-            .unwrap_or(0)
-    };
-    let published: u64 = printed.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let lost = count("lost to damaged data");
+    let published = ingest_count(&printed, "damaged", "published");
+    let lost = ingest_count(&printed, "damaged", "lost to damaged data");
     assert!(lost > 0, "{printed}");
     assert_eq!(published + lost, 250, "every one of the 250 frames is published or counted as lost: {printed}");
     assert_eq!(broker.read(&topic, published as usize + 1, Duration::from_secs(4)).len() as u64, published);

@@ -28,23 +28,6 @@ fn docker_compose_file_is_valid_and_wires_the_services_to_kafka() {
     assert!(max >= 4_000_000, "{max}");
 }
 
-/// Metric names a PromQL expression reads (histogram suffixes stripped).
-pub fn metrics_in(expr: &str) -> Vec<String> {
-    let mut names = Vec::new();
-    let mut rest = expr;
-    while let Some(i) = rest.find(|c: char| c.is_ascii_alphabetic() || c == '_') {
-        let tail = &rest[i..];
-        let end = tail.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(tail.len());
-        let word = &tail[..end];
-        if word.starts_with("framewire_") || word.starts_with("process_") {
-            let base = ["_bucket", "_sum", "_count"].iter().fold(word, |w, s| w.strip_suffix(s).unwrap_or(w));
-            names.push(base.to_string());
-        }
-        rest = &tail[end..];
-    }
-    names
-}
-
 #[test]
 fn the_grafana_dashboard_is_well_formed_and_uses_the_provisioned_datasource() {
     let text = std::fs::read_to_string(root().join("deploy/grafana/dashboards/framewire.json")).unwrap();

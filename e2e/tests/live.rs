@@ -107,13 +107,7 @@ fn an_rtsp_camera_that_dies_is_reconnected_and_the_gap_shows_while_another_camer
     );
     let gaps = seqs.windows(2).filter(|w| w[1] - w[0] > 1).count();
     assert_eq!(gaps, 1, "one outage, one gap: {seqs:?}");
-    let reconnects: u64 = printed
-        .lines()
-        .find(|l| l.contains("camera door"))
-        .and_then(|l| l.split(", ").find(|p| p.contains("reconnects")))
-        .and_then(|p| p.trim_start_matches('(').split_whitespace().next()?.parse().ok())
-        .unwrap_or_else(|| panic!("no reconnect count for door in {printed}"));
-    assert!(reconnects >= 1, "{printed}");
+    assert!(ingest_count(&printed, "door", "reconnects") >= 1, "{printed}");
 
     // GStreamer sends RTCP sender reports: once the first arrives (about a second in), capture times come from
     // the camera's clock (here the same host clock, so they stay close to ours).
@@ -362,15 +356,8 @@ fn a_live_camera_behind_a_stalled_broker_drops_the_oldest_frames_and_counts_them
     assert!(out.status.success(), "{printed}\n{}", stderr(&out));
     assert!(dropped_metric > 40.0, "the metric shows {dropped_metric} drops\n{printed}\n{}", stderr(&out));
 
-    let number = |what: &str| -> u64 {
-        let line = printed.lines().find(|l| l.contains("camera lobby")).unwrap();
-        line.split(['(', ',', ')'])
-            .find(|p| p.trim().ends_with(what))
-            .and_then(|p| p.split_whitespace().next()?.parse().ok())
-            .unwrap_or(0)
-    };
-    let published: u64 = printed.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let dropped = number("dropped");
+    let published = ingest_count(&printed, "lobby", "published");
+    let dropped = ingest_count(&printed, "lobby", "dropped");
     assert!(dropped >= dropped_metric as u64, "{printed}");
     let frames = broker.read_frames(&topic, published as usize, Duration::from_secs(15));
     assert_eq!(frames.len() as u64, published);
@@ -453,7 +440,7 @@ fn a_restarted_ingest_never_reuses_a_live_cameras_seq() {
         std::thread::sleep(Duration::from_secs(3));
         let out = ingest.stop();
         assert!(out.status.success(), "{}", stderr(&out));
-        stdout(&out).split_whitespace().nth(1).unwrap().parse::<usize>().unwrap()
+        ingest_count(&stdout(&out), "gate", "published") as usize
     };
     let first_run = run();
     let second_run = run();

@@ -126,12 +126,7 @@ fn counters_agree_across_ingest_and_detect_and_every_dashboard_metric_is_exporte
     for p in dashboard["panels"].as_array().unwrap() {
         for t in p["targets"].as_array().unwrap() {
             let expr = t["expr"].as_str().unwrap();
-            for w in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
-                if w.starts_with("framewire_") || w.starts_with("process_") {
-                    let base = ["_bucket", "_sum", "_count"].iter().fold(w, |w, s| w.strip_suffix(s).unwrap_or(w));
-                    queried.insert(base.to_string());
-                }
-            }
+            queried.extend(metrics_in(expr));
         }
     }
     let missing: Vec<&String> = queried.difference(&exported).collect();
@@ -144,7 +139,7 @@ fn counters_agree_across_ingest_and_detect_and_every_dashboard_metric_is_exporte
     // At the end: every published frame was detected, the bad message dead-lettered, nothing in flight.
     let out = ingest.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    let published: f64 = stdout(&out).split_whitespace().nth(1).unwrap().parse().unwrap();
+    let published = ingest_count(&stdout(&out), "street", "published") as f64;
     assert_eq!(published, 100.0, "{}", stdout(&out));
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut last = String::new();

@@ -1,5 +1,6 @@
 //! ingest's Prometheus metrics, named once here. Every series is per camera.
 
+use framewire_common::metrics::register;
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 
 #[derive(Clone)]
@@ -22,20 +23,14 @@ pub struct Metrics {
     pub encode_seconds: HistogramVec,
 }
 
-fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, name: &str, c: T) -> T {
-    // Registration fails only for duplicate names, which the fixed list below rules out.
-    registry.register(Box::new(c.clone())).unwrap_or_else(|e| panic!("metric {name}: {e}"));
-    c
-}
-
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounterVec {
     let c = IntCounterVec::new(Opts::new(name, help), &["camera"]).unwrap_or_else(|e| panic!("metric {name}: {e}"));
-    register(registry, name, c)
+    register(registry, c)
 }
 
 fn gauge(registry: &Registry, name: &str, help: &str) -> IntGaugeVec {
     let g = IntGaugeVec::new(Opts::new(name, help), &["camera"]).unwrap_or_else(|e| panic!("metric {name}: {e}"));
-    register(registry, name, g)
+    register(registry, g)
 }
 
 impl Metrics {
@@ -47,7 +42,7 @@ impl Metrics {
             &["camera"],
         )
         .unwrap_or_else(|e| panic!("histogram: {e}"));
-        let encode_seconds = register(&registry, "framewire_ingest_jpeg_encode_seconds", encode_seconds);
+        let encode_seconds = register(&registry, encode_seconds);
         Metrics {
             decoded: counter(&registry, "framewire_ingest_frames_decoded_total", "Frames decoded from the source"),
             sampled: counter(&registry, "framewire_ingest_frames_sampled_total", "Frames kept by --fps sampling"),

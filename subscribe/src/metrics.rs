@@ -1,5 +1,6 @@
 //! The subscribers' Prometheus metrics, named once here.
 
+use framewire_common::metrics::register;
 use prometheus::{Histogram, HistogramOpts, IntCounter, Registry};
 
 #[derive(Clone)]
@@ -10,12 +11,6 @@ pub struct Metrics {
     pub undecodable: IntCounter,
     /// Capture time to received here: the whole pipeline's latency as a viewer sees it.
     pub latency_seconds: Histogram,
-}
-
-fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, c: T) -> T {
-    // Registration fails only for duplicate names, which the fixed list below rules out.
-    registry.register(Box::new(c.clone())).unwrap_or_else(|e| panic!("metric: {e}"));
-    c
 }
 
 impl Metrics {

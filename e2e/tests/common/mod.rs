@@ -374,3 +374,37 @@ pub fn total(metrics: &str, name: &str) -> Option<f64> {
         .collect();
     (!values.is_empty()).then(|| values.iter().sum())
 }
+
+/// Metric names a PromQL expression reads (histogram suffixes stripped).
+pub fn metrics_in(expr: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = expr;
+    while let Some(i) = rest.find(|c: char| c.is_ascii_alphabetic() || c == '_') {
+        let tail = &rest[i..];
+        let end = tail.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(tail.len());
+        let word = &tail[..end];
+        if word.starts_with("framewire_") || word.starts_with("process_") {
+            let base = ["_bucket", "_sum", "_count"].iter().fold(word, |w, s| w.strip_suffix(s).unwrap_or(w));
+            names.push(base.to_string());
+        }
+        rest = &tail[end..];
+    }
+    names
+}
+
+/// A count from ingest's summary line for `camera` ("published 50 frames of camera X (250 decoded, 3 dropped)"):
+/// `published` is the leading frame count; any other word is the count before it in the parentheses, and 0
+/// when the line leaves it out (ingest prints only counts that are not zero).
+pub fn ingest_count(printed: &str, camera: &str, what: &str) -> u64 {
+    let line = printed
+        .lines()
+        .find(|l| l.contains(&format!(" of camera {camera} (")))
+        .unwrap_or_else(|| panic!("no summary for camera {camera} in {printed}"));
+    if what == "published" {
+        return line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{line}"));
+    }
+    line.split(['(', ',', ')'])
+        .find(|p| p.trim().ends_with(what))
+        .and_then(|p| p.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
