@@ -4,10 +4,23 @@
 //! - [`tail`]: print detections as they arrive (human-readable or JSON lines), with a run summary.
 //! - [`summary`]: counting frames, labels, duplicates and latency for the summary.
 //! - [`metrics`]: Prometheus metrics.
+//! - [`store`]: `subscribe store`, the durable store ([`db`] SQLite/PostgreSQL, [`snapshot`] files,
+//!   [`annotate`] drawing, [`frames`] frames read back by offset, [`track`] events, [`alerts`] rules).
+//! - [`web`]: `subscribe web`, the live page (assets in `src/web/`).
+//! - [`query`]: `subscribe query` and `subscribe show`.
 
+pub mod alerts;
+pub mod annotate;
+pub mod db;
+pub mod frames;
 pub mod metrics;
+pub mod query;
+pub mod snapshot;
+pub mod store;
 pub mod summary;
 pub mod tail;
+pub mod track;
+pub mod web;
 
 use framewire_common::kafka::KafkaArgs;
 
@@ -29,6 +42,14 @@ pub struct Cli {
 pub enum Command {
     /// Print one line per Detections message.
     Tail(tail::TailArgs),
+    /// Write every Detections to a database, with snapshots, events and alerts.
+    Store(Box<store::StoreArgs>),
+    /// List stored detections or events.
+    Query(query::QueryArgs),
+    /// Print one event and write its snapshot images.
+    Show(query::ShowArgs),
+    /// Serve the live web view.
+    Web(web::WebArgs),
 }
 
 /// Errors of the subscribers.

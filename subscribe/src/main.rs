@@ -1,24 +1,33 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use framewire_subscribe::{Cli, Command, tail};
+use framewire_subscribe::{Cli, Command, query, store, tail, web};
 
 #[tokio::main]
 async fn main() -> ExitCode {
     framewire_common::telemetry::init();
     let cli = Cli::parse();
     let shutdown = framewire_common::shutdown::on_signal();
-    let result = match &cli.command {
-        Command::Tail(args) => tail::run(&cli.kafka, args, &cli.metrics, shutdown).await.map(|s| {
-            if args.summary {
-                eprintln!("{}", s.render());
-            }
-        }),
+    let result: anyhow::Result<()> = match &cli.command {
+        Command::Tail(args) => tail::run(&cli.kafka, args, &cli.metrics, shutdown)
+            .await
+            .map(|s| {
+                if args.summary {
+                    eprintln!("{}", s.render());
+                }
+            })
+            .map_err(anyhow::Error::from),
+        Command::Store(args) => {
+            store::run(&cli.kafka, args, &cli.metrics, shutdown).await.map(|s| eprintln!("{}", s.render()))
+        }
+        Command::Query(args) => query::run_query(args).await.map(|_| ()),
+        Command::Show(args) => query::run_show(args).await.map(|_| ()),
+        Command::Web(args) => web::run(&cli.kafka, args, &cli.metrics, shutdown).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("subscribe: error: {:#}", anyhow::Error::from(e));
+            eprintln!("subscribe: error: {e:#}");
             ExitCode::FAILURE
         }
     }

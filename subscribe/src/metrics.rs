@@ -1,7 +1,7 @@
 //! The subscribers' Prometheus metrics, named once here.
 
 use framewire_common::metrics::register;
-use prometheus::{Histogram, HistogramOpts, IntCounter, Registry};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -43,6 +43,97 @@ impl Metrics {
 }
 
 impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Metrics of `subscribe store`.
+#[derive(Clone)]
+pub struct StoreMetrics {
+    pub registry: Registry,
+    pub frames_written: IntCounter,
+    pub boxes_written: IntCounter,
+    pub duplicates: IntCounter,
+    pub dead_letters: IntCounter,
+    pub write_seconds: Histogram,
+    pub db_errors: IntCounter,
+    pub db_up: IntGauge,
+    pub snapshots: IntCounter,
+    pub snapshot_errors: IntCounterVec,
+    pub snapshots_deleted: IntCounter,
+    pub events_started: IntCounter,
+    pub alerts: IntCounterVec,
+    pub webhooks: IntCounter,
+    pub webhook_failures: IntCounter,
+    pub outbox_pending: IntGauge,
+    /// Capture time to stored: what a user looking things up sees.
+    pub latency_seconds: Histogram,
+}
+
+impl StoreMetrics {
+    pub fn new() -> Self {
+        let r = Registry::new();
+        let counter = |name: &str, help: &str| {
+            register(&r, IntCounter::new(name, help).unwrap_or_else(|e| panic!("{name}: {e}")))
+        };
+        let gauge =
+            |name: &str, help: &str| register(&r, IntGauge::new(name, help).unwrap_or_else(|e| panic!("{name}: {e}")));
+        let vec = |name: &str, help: &str, label: &str| {
+            register(&r, IntCounterVec::new(Opts::new(name, help), &[label]).unwrap_or_else(|e| panic!("{name}: {e}")))
+        };
+        let histogram = |name: &str, help: &str, buckets: Vec<f64>| {
+            register(
+                &r,
+                Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
+                    .unwrap_or_else(|e| panic!("{name}: {e}")),
+            )
+        };
+        let snapshot_errors = vec(
+            "framewire_store_snapshot_errors_total",
+            "Snapshots not saved, by reason (disk_full, read_only, io, frame_unavailable, bad_image)",
+            "reason",
+        );
+        for reason in ["disk_full", "read_only", "io", "frame_unavailable", "bad_image"] {
+            snapshot_errors.with_label_values(&[reason]);
+        }
+        StoreMetrics {
+            frames_written: counter("framewire_store_frames_total", "Frames (Detections) stored for the first time"),
+            boxes_written: counter("framewire_store_boxes_total", "Boxes written"),
+            duplicates: counter(
+                "framewire_store_duplicates_total",
+                "Detections delivered again and absorbed by upserts",
+            ),
+            dead_letters: counter(
+                "framewire_store_dead_letters_total",
+                "Messages that are not Detections, dead-lettered",
+            ),
+            write_seconds: histogram(
+                "framewire_store_write_seconds",
+                "Time of one database transaction (a batch of Detections)",
+                vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5],
+            ),
+            db_errors: counter("framewire_store_db_errors_total", "Failed database transactions (each retried)"),
+            db_up: gauge("framewire_store_db_up", "1 while the last database transaction succeeded"),
+            snapshots: counter("framewire_store_snapshots_total", "Snapshots saved"),
+            snapshot_errors,
+            snapshots_deleted: counter("framewire_store_snapshots_deleted_total", "Snapshots deleted by retention"),
+            events_started: counter("framewire_store_events_total", "Events started"),
+            alerts: vec("framewire_store_alerts_total", "Alerts raised, by rule", "rule"),
+            webhooks: counter("framewire_store_webhooks_total", "Webhook calls delivered"),
+            webhook_failures: counter("framewire_store_webhook_failures_total", "Webhook calls given up after retries"),
+            outbox_pending: gauge("framewire_store_outbox_pending", "Event/alert records waiting to be delivered"),
+            latency_seconds: histogram(
+                "framewire_store_latency_seconds",
+                "Capture time to Detections stored",
+                vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0],
+            ),
+            registry: r,
+        }
+    }
+}
+
+impl Default for StoreMetrics {
     fn default() -> Self {
         Self::new()
     }

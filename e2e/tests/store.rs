@@ -1,0 +1,562 @@
+//! `subscribe store`, `query` and `show` against a real broker, the real model, SQLite and PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Topics of one store test.
+struct Topics {
+    frames: String,
+    detections: String,
+    events: String,
+    alerts: String,
+}
+
+impl Topics {
+    fn new() -> Topics {
+        Topics {
+            frames: unique("frames"),
+            detections: unique("dets"),
+            events: unique("events"),
+            alerts: unique("alerts"),
+        }
+    }
+}
+
+/// Publishes `clip` as `camera` and waits until detect has answered every frame; returns the results.
+fn detect_all(
+    broker: &Broker,
+    t: &Topics,
+    camera: &str,
+    clip: &Path,
+    ingest: &[&str],
+    expect: usize,
+) -> Vec<framewire_proto::Detections> {
+    let detect = broker.detect(&t.frames, &t.detections, &unique("group"));
+    let printed = broker.ingest_ok(camera, &t.frames, clip, ingest);
+    assert!(printed.contains(&format!("published {expect} frames")), "{printed}");
+    let got = broker.read_until(&t.detections, Duration::from_secs(120), |m| {
+        m.iter()
+            .filter_map(|m| framewire_proto::decode_detections(rdkafka::Message::payload(m).unwrap()).ok())
+            .filter(|d| d.camera_id == camera)
+            .map(|d| d.seq)
+            .collect::<BTreeSet<_>>()
+            .len()
+            >= expect
+    });
+    drop(detect);
+    let all: Vec<framewire_proto::Detections> = got
+        .iter()
+        .map(|m| framewire_proto::decode_detections(rdkafka::Message::payload(m).unwrap()).unwrap())
+        .filter(|d| d.camera_id == camera)
+        .collect();
+    assert_eq!(all.iter().map(|d| d.seq).collect::<BTreeSet<_>>().len(), expect, "detect answered every frame");
+    all
+}
+
+fn store_args<'a>(t: &'a Topics, db: &'a str, group: &'a str, snaps: &'a str) -> Vec<&'a str> {
+    vec![
+        "store",
+        "--db",
+        db,
+        "--topic",
+        &t.detections,
+        "--frames-topic",
+        &t.frames,
+        "--group",
+        group,
+        "--events-topic",
+        &t.events,
+        "--alerts-topic",
+        &t.alerts,
+        "--snapshot-dir",
+        snaps,
+    ]
+}
+
+/// Runs a store until it has been idle for 4 s; returns its output.
+fn store_once(broker: &Broker, t: &Topics, db: &str, group: &str, snaps: &str, extra: &[&str]) -> Output {
+    let mut args = store_args(t, db, group, snaps);
+    args.extend(["--idle-exit", "4s"]);
+    args.extend(extra);
+    let out = broker.cmd("subscribe").args(&args).output().unwrap();
+    assert!(out.status.success(), "store failed: {}", stderr(&out));
+    out
+}
+
+/// `subscribe query --json` rows.
+fn query(broker: &Broker, db: &str, extra: &[&str]) -> Vec<serde_json::Value> {
+    let out = broker
+        .cmd("subscribe")
+        .args(["query", "--db", db, "--json", "--limit", "1000000"])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "query failed: {}", stderr(&out));
+    stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// Rows, or none while the store has not created its tables yet or the database is down.
+fn try_query(broker: &Broker, db: &str) -> Vec<serde_json::Value> {
+    let out = broker.cmd("subscribe").args(["query", "--db", db, "--json", "--limit", "1000000"]).output().unwrap();
+    stdout(&out).lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+}
+
+/// The (camera, seq, label) of every stored box, with a count per key to catch doubled rows.
+fn box_keys(rows: &[serde_json::Value]) -> Vec<(String, u64, String)> {
+    let mut keys: Vec<(String, u64, String)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["camera"].as_str().unwrap().to_string(),
+                r["seq"].as_u64().unwrap(),
+                r["label"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    keys.sort();
+    keys
+}
+
+/// The same keys from the detections on the topic (one per box, each frame once).
+fn expected_keys(dets: &[framewire_proto::Detections]) -> Vec<(String, u64, String)> {
+    let mut seen = BTreeSet::new();
+    let mut keys = Vec::new();
+    for d in dets {
+        if seen.insert((d.camera_id.clone(), d.seq)) {
+            keys.extend(d.boxes.iter().map(|b| (d.camera_id.clone(), d.seq, b.label.clone())));
+        }
+    }
+    keys.sort();
+    keys
+}
+
+#[test]
+fn sqlite_store_replayed_twice_has_the_same_rows_events_and_snapshots() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("astronaut.mp4");
+    still_clip(&media("astronaut.png"), 4, 5, &clip);
+    let t = Topics::new();
+    let dets = detect_all(&broker, &t, "astro", &clip, &[], 20);
+    let db = format!("sqlite://{}/fw.db", dir.path().display());
+    let snaps = dir.path().join("snaps");
+    let snaps_s = snaps.to_str().unwrap();
+
+    let first = store_once(&broker, &t, &db, &unique("store"), snaps_s, &[]);
+    assert!(stderr(&first).contains("stored 20 frames"), "{}", stderr(&first));
+    let rows = query(&broker, &db, &[]);
+    assert_eq!(box_keys(&rows), expected_keys(&dets), "one row per detected box");
+    let events = query(&broker, &db, &["--events"]);
+    let people: Vec<&serde_json::Value> = events.iter().filter(|e| e["label"] == "person").collect();
+    assert_eq!(people.len(), 1, "the astronaut is one event: {events:?}");
+    let person_frames = dets.iter().filter(|d| d.boxes.iter().any(|b| b.label == "person")).count() as u64;
+    assert_eq!(people[0]["frames"].as_u64(), Some(person_frames));
+    let snapshot_files = std::fs::read_dir(snaps.join("astro")).unwrap().count();
+    assert!(snapshot_files >= 1, "at least the event's first frame is saved");
+
+    // A second group reads the whole topic again: nothing doubles.
+    let second = store_once(&broker, &t, &db, &unique("store"), snaps_s, &[]);
+    assert!(stderr(&second).contains("stored 0 frames"), "{}", stderr(&second));
+    assert!(stderr(&second).contains("20 redelivered"), "{}", stderr(&second));
+    assert_eq!(box_keys(&query(&broker, &db, &[])), expected_keys(&dets));
+    assert_eq!(query(&broker, &db, &["--events"]), events, "events unchanged by the replay");
+    assert_eq!(std::fs::read_dir(snaps.join("astro")).unwrap().count(), snapshot_files);
+
+    // Filters.
+    assert_eq!(query(&broker, &db, &["--label", "person"]).len() as u64, person_frames);
+    assert!(query(&broker, &db, &["--camera", "elsewhere"]).is_empty());
+    assert!(query(&broker, &db, &["--label", "person", "--min-score", "0.99"]).is_empty());
+    assert_eq!(query(&broker, &db, &["--since", "10m", "--label", "person"]).len() as u64, person_frames);
+
+    // The event's "started" record went to the events topic, with the same id.
+    let id = people[0]["id"].as_str().unwrap().to_string();
+    let records = broker.read(&t.events, 1, Duration::from_secs(20));
+    let started: Vec<serde_json::Value> = records
+        .iter()
+        .map(|m| serde_json::from_slice(rdkafka::Message::payload(m).unwrap()).unwrap())
+        .filter(|r: &serde_json::Value| r["state"] == "started" && r["label"] == "person")
+        .collect();
+    assert_eq!(started.len(), 1, "{started:?}");
+    assert_eq!(started[0]["id"], id.as_str());
+
+    // `show` prints the event and writes its snapshots, best first, as annotated JPEGs of the frame.
+    let out_dir = dir.path().join("show");
+    let show =
+        broker.cmd("subscribe").args(["show", &id, "--db", &db, "--out", out_dir.to_str().unwrap()]).output().unwrap();
+    assert!(show.status.success(), "{}", stderr(&show));
+    let printed = stdout(&show);
+    assert!(printed.contains("camera     astro") && printed.contains("label      person"), "{printed}");
+    let written: Vec<PathBuf> = std::fs::read_dir(&out_dir).unwrap().map(|e| e.unwrap().path()).collect();
+    assert!(
+        written.iter().any(|p| p.file_name().unwrap().to_string_lossy().starts_with(&format!("{id}-best-"))),
+        "{written:?}"
+    );
+    for p in &written {
+        let bytes = std::fs::read(p).unwrap();
+        assert_eq!(&bytes[..2], &[0xFF, 0xD8], "{} is a JPEG", p.display());
+        // The JPEG's SOF0/SOF2 header says 512x512: the snapshot is the detected frame at full size.
+        let sof = bytes.windows(2).position(|w| w[0] == 0xFF && (w[1] == 0xC0 || w[1] == 0xC2)).unwrap();
+        let h = u16::from_be_bytes([bytes[sof + 5], bytes[sof + 6]]);
+        let w = u16::from_be_bytes([bytes[sof + 7], bytes[sof + 8]]);
+        assert_eq!((w, h), (512, 512));
+    }
+    let missing = broker.cmd("subscribe").args(["show", "nope", "--db", &db]).output().unwrap();
+    assert!(!missing.status.success() && stderr(&missing).contains("no event \"nope\""), "{}", stderr(&missing));
+}
+
+#[test]
+fn sqlite_store_killed_mid_stream_loses_nothing_and_doubles_nothing() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let t = Topics::new();
+    let dets = detect_all(&broker, &t, "bikes", &media("bikes.mp4"), &["--fps", "10"], 100);
+    let db = format!("sqlite://{}/fw.db", dir.path().display());
+    let snaps = dir.path().join("snaps");
+    let group = unique("store");
+    let mut args = store_args(&t, &db, &group, snaps.to_str().unwrap());
+    // Small batches so that the kill lands between commits.
+    args.extend(["--max-batch", "3", "--batch-wait", "20ms", "--snapshot-classes", "person,bicycle,car"]);
+    // Static membership: tansu (like Kafka until the session times out) keeps a killed member's partitions
+    // until the same instance comes back.
+    args.extend(["--instance-id", "store-1"]);
+    let store = broker.service("subscribe", &args);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let n = try_query(&broker, &db).len();
+        if n > 20 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "store wrote nothing in 60 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    store.kill();
+    let partial = query(&broker, &db, &[]).len();
+    let expected = expected_keys(&dets);
+    assert!(partial < expected.len(), "the kill came mid-stream ({partial} of {} rows)", expected.len());
+
+    // The killed member's partitions come back once the same instance rejoins; that can take a few
+    // seconds, so this run waits longer for its first message than the others.
+    let mut args = store_args(&t, &db, &group, snaps.to_str().unwrap());
+    args.extend(["--snapshot-classes", "person,bicycle,car", "--instance-id", "store-1", "--idle-exit", "20s"]);
+    let after = broker.cmd("subscribe").args(&args).output().unwrap();
+    assert!(after.status.success(), "{}", stderr(&after));
+    eprintln!("restarted store: {}", stderr(&after));
+    assert_eq!(box_keys(&query(&broker, &db, &[])), expected, "every box once after the restart");
+    // Every event ended or open exactly once: ids are unique and frames add up per label.
+    let events = query(&broker, &db, &["--events"]);
+    let ids: BTreeSet<&str> = events.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), events.len());
+}
+
+/// A webhook receiver that answers 500 to the first call and 200 after: the store must retry.
+struct Webhook {
+    port: u16,
+    bodies: Arc<Mutex<Vec<String>>>,
+    calls: Arc<Mutex<u32>>,
+}
+
+impl Webhook {
+    fn start() -> Webhook {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let calls = Arc::new(Mutex::new(0u32));
+        let (b, c) = (bodies.clone(), calls.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut s) = stream else { continue };
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                let mut len = 0;
+                loop {
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0; len];
+                let _ = r.read_exact(&mut body);
+                let mut n = c.lock().unwrap();
+                *n += 1;
+                let status = if *n == 1 { "500 Internal Server Error" } else { "200 OK" };
+                if *n > 1 {
+                    b.lock().unwrap().push(String::from_utf8_lossy(&body).into_owned());
+                }
+                let _ = write!(s, "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            }
+        });
+        Webhook { port, bodies, calls }
+    }
+}
+
+#[test]
+fn alert_rules_fire_on_zone_duration_and_score_and_call_the_webhook() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("astronaut.mp4");
+    still_clip(&media("astronaut.png"), 3, 5, &clip);
+    let t = Topics::new();
+    // Real-time pacing: capture times span the clip's 3 s, which is what rule durations are measured in.
+    let dets = detect_all(&broker, &t, "astro", &clip, &["--realtime"], 15);
+    let person_score =
+        dets.iter().flat_map(|d| &d.boxes).filter(|b| b.label == "person").map(|b| b.score).fold(0.0, f32::max);
+    assert!(person_score > 0.3 && person_score < 0.95, "astronaut scores {person_score}");
+    let hook = Webhook::start();
+    // The astronaut's box centre is about (0.39, 0.51) of the frame.
+    let rules = dir.path().join("rules.toml");
+    std::fs::write(
+        &rules,
+        format!(
+            r#"
+[[rule]]
+name = "in-zone"
+camera = "astro"
+label = "person"
+min_score = 0.3
+min_duration = "1s"
+zone = [[0.1, 0.1], [0.7, 0.1], [0.7, 0.9], [0.1, 0.9]]
+webhook = "http://127.0.0.1:{port}/hook"
+
+[[rule]]
+name = "outside-zone"
+label = "person"
+zone = [[0.8, 0.8], [1.0, 0.8], [1.0, 1.0], [0.8, 1.0]]
+
+[[rule]]
+name = "too-short"
+label = "person"
+min_duration = "30s"
+
+[[rule]]
+name = "too-strict"
+label = "person"
+min_score = 0.95
+
+[[rule]]
+name = "other-camera"
+camera = "yard"
+label = "person"
+"#,
+            port = hook.port
+        ),
+    )
+    .unwrap();
+    let db = format!("sqlite://{}/fw.db", dir.path().display());
+    let out = store_once(
+        &broker,
+        &t,
+        &db,
+        &unique("store"),
+        dir.path().join("s").to_str().unwrap(),
+        &["--rules", rules.to_str().unwrap()],
+    );
+    assert!(stderr(&out).contains("1 alerts"), "{}", stderr(&out));
+
+    let alerts: Vec<serde_json::Value> = broker
+        .read(&t.alerts, 2, Duration::from_secs(10))
+        .iter()
+        .map(|m| serde_json::from_slice(rdkafka::Message::payload(m).unwrap()).unwrap())
+        .collect();
+    assert_eq!(alerts.len(), 1, "only the in-zone rule fires, once: {alerts:?}");
+    let a = &alerts[0];
+    assert_eq!(
+        (a["rule"].as_str(), a["camera"].as_str(), a["label"].as_str()),
+        (Some("in-zone"), Some("astro"), Some("person"))
+    );
+    assert!(a["duration_ms"].as_i64().unwrap() >= 1000, "{a}");
+    // The alert fired on the first frame past 1 s, not at the end of the clip.
+    assert!(a["duration_ms"].as_i64().unwrap() < 1600, "{a}");
+
+    // The webhook got the same record after one failed attempt (the store retries).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while hook.bodies.lock().unwrap().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let bodies = hook.bodies.lock().unwrap().clone();
+    assert_eq!(bodies.len(), 1, "{bodies:?}");
+    let posted: serde_json::Value = serde_json::from_str(&bodies[0]).unwrap();
+    assert_eq!(&posted, a);
+    assert_eq!(*hook.calls.lock().unwrap(), 2, "one failure, one success");
+
+    // A bad rules file is refused with the file and the key named.
+    std::fs::write(&rules, "[[rule]]\nname = \"x\"\nlabel = \"person\"\nzonee = []\n").unwrap();
+    let mut args = store_args(&t, &db, "g", "off");
+    args.extend(["--rules", rules.to_str().unwrap()]);
+    let bad = broker.cmd("subscribe").args(&args).output().unwrap();
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("rules.toml") && stderr(&bad).contains("zonee"), "{}", stderr(&bad));
+}
+
+/// A throw-away PostgreSQL server (Debian's `postgresql` package), run as the `postgres` user when the
+/// tests run as root. `None` (with a visible message) where PostgreSQL is not installed.
+struct Postgres {
+    bin: PathBuf,
+    data: PathBuf,
+    port: u16,
+    child: Option<Child>,
+    _dir: tempfile::TempDir,
+}
+
+impl Postgres {
+    fn start() -> Option<Postgres> {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .flatten()
+            .map(|e| e.path().join("bin"))
+            .find(|b| b.join("initdb").exists());
+        let Some(bin) = bin else {
+            eprintln!("SKIPPED: PostgreSQL is not installed (make setup installs Debian's postgresql)");
+            return None;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let root_user = stdout(&Command::new("id").arg("-u").output().unwrap()).trim() == "0";
+        if root_user {
+            let _ = Command::new("chown").args(["-R", "postgres:postgres"]).arg(dir.path()).status();
+            // Every parent must be traversable by the postgres user.
+            let _ = Command::new("chmod").args(["755"]).arg(dir.path()).status();
+        }
+        let out = Self::as_pg(root_user, &bin.join("initdb"))
+            .args(["-D", data.to_str().unwrap(), "-U", "postgres", "--auth=trust", "-E", "UTF8"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "initdb: {}", stderr(&out));
+        let mut pg = Postgres { bin, data, port: free_port(), child: None, _dir: dir };
+        pg.start_server();
+        Some(pg)
+    }
+
+    fn as_pg(root_user: bool, program: &Path) -> Command {
+        if root_user {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(program);
+            c
+        } else {
+            Command::new(program)
+        }
+    }
+
+    fn start_server(&mut self) {
+        let root_user = stdout(&Command::new("id").arg("-u").output().unwrap()).trim() == "0";
+        let child = Self::as_pg(root_user, &self.bin.join("postgres"))
+            .args([
+                "-D",
+                self.data.to_str().unwrap(),
+                "-p",
+                &self.port.to_string(),
+                "-h",
+                "127.0.0.1",
+                "-k",
+                self.data.to_str().unwrap(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ok = Command::new(self.bin.join("pg_isready"))
+                .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if ok {
+                return;
+            }
+            assert!(Instant::now() < deadline, "PostgreSQL did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Fast shutdown (SIGINT): clients are disconnected, the server is gone.
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // Signal the server itself (its pid is the first line of postmaster.pid): runuser does not pass
+            // SIGINT on.
+            let pid = std::fs::read_to_string(self.data.join("postmaster.pid"))
+                .ok()
+                .and_then(|s| s.lines().next().map(str::to_string))
+                .unwrap_or_else(|| c.id().to_string());
+            let _ = Command::new("kill").args(["-INT", &pid]).status();
+            let _ = c.wait();
+        }
+        // postgres itself may still be exiting; wait until the port is closed.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[test]
+fn postgres_store_survives_a_database_outage_and_replays_without_doubles() {
+    let Some(mut pg) = Postgres::start() else { return };
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("astronaut.mp4");
+    still_clip(&media("astronaut.png"), 2, 5, &clip);
+    let t = Topics::new();
+    let db = pg.url();
+    let snaps = dir.path().join("snaps");
+    let first = detect_all(&broker, &t, "astro", &clip, &[], 10);
+
+    let group = unique("store");
+    let mut args = store_args(&t, &db, &group, snaps.to_str().unwrap());
+    args.extend(["--retry-max", "1s"]);
+    let store = broker.service("subscribe", &args);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while box_keys(&try_query(&broker, &db)) != expected_keys(&first) {
+        assert!(Instant::now() < deadline, "store did not write the first clip");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // The database goes away while a second camera's detections arrive.
+    pg.stop();
+    let second = detect_all(&broker, &t, "astro2", &clip, &[], 10);
+    std::thread::sleep(Duration::from_secs(3));
+    pg.start_server();
+    let mut all = first.clone();
+    all.extend(second);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while box_keys(&try_query(&broker, &db)) != expected_keys(&all) {
+        assert!(Instant::now() < deadline, "store did not catch up after the outage");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let out = store.stop();
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("stored 20 frames"), "{err}");
+    let retries: u64 =
+        err.split(" database retries").next().and_then(|s| s.rsplit(' ').next()).and_then(|n| n.parse().ok()).unwrap();
+    assert!(retries >= 1, "the outage was noticed and retried: {err}");
+
+    // Replay into the same database: same rows, same events.
+    let events = query(&broker, &db, &["--events"]);
+    assert_eq!(events.iter().filter(|e| e["label"] == "person").count(), 2, "one event per camera: {events:?}");
+    let replay = store_once(&broker, &t, &db, &unique("store"), snaps.to_str().unwrap(), &[]);
+    assert!(stderr(&replay).contains("stored 0 frames"), "{}", stderr(&replay));
+    assert_eq!(box_keys(&query(&broker, &db, &[])), expected_keys(&all));
+    assert_eq!(query(&broker, &db, &["--events"]), events);
+}
