@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job, end to end: sample video -> ingest -> Kafka -> detect -> Kafka -> subscribe tail.
+# The main job, end to end: sample video -> ingest -> Kafka -> detect -> Kafka -> subscribe tail and store.
 # Installs what is missing, starts a local broker (unless FRAMEWIRE_BROKERS points at one), and prints a summary.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 cd "$ROOT"
@@ -48,6 +48,13 @@ log "detections (subscribe tail)"
 END=$(date +%s.%N)
 grep -v '^summary:' "$LOGS/tail.err" >&2 || true
 
+log "storing the detections (subscribe store: SQLite, snapshots of people, events)"
+rm -rf "$LOGS/framewire.db"* "$LOGS/snapshots"
+"$BIN/subscribe" --metrics-listen off store --db "sqlite://$LOGS/framewire.db" --snapshot-dir "$LOGS/snapshots" \
+    --group "framewire-demo-store-$$" --idle-exit 5s 2>"$LOGS/store.err" || die "store failed (see $LOGS/store.err)"
+STORED=$(tail -n 1 "$LOGS/store.err")
+EVENTS=$("$BIN/subscribe" query --db "sqlite://$LOGS/framewire.db" --events --limit 1000 | wc -l)
+
 SUMMARY=$(grep '^summary:' "$LOGS/tail.err" || true)
 DETECTED=$(sed -n 's/^summary: \([0-9]*\) frames detected.*/\1/p' <<<"$SUMMARY")
 LABELS=$(sed -n 's/.*top labels: \(.*\); latency .*/\1/p' <<<"$SUMMARY")
@@ -59,5 +66,8 @@ echo "frames detected: ${DETECTED:-0}"
 echo "top labels:      ${LABELS:-none}"
 # The file is read at full speed, faster than detect: frames wait in Kafka, which is what this latency shows.
 echo "latency:         ${LATENCY:-n/a}, capture to subscriber (file read at full speed, not paced)"
+echo "store:           $STORED"
+echo "                 $EVENTS events; list them: target/debug/subscribe query --db sqlite://$LOGS/framewire.db --events"
+echo "                 snapshots in $LOGS/snapshots; live view: target/debug/subscribe web (http://127.0.0.1:8080/)"
 awk -v n="${DETECTED:-0}" -v s="$START" -v e="$END" 'BEGIN { printf "throughput:      %.1f frames/s end to end (%.1f s)\n", n / (e - s), e - s }'
 [ "${DETECTED:-0}" = "$FRAMES_IN" ] || die "only ${DETECTED:-0} of $FRAMES_IN frames were detected (see $LOGS/detect.log)"

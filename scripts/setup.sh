@@ -12,6 +12,8 @@ APT_PACKAGES=(
     # A real RTSP server for the live-camera tests (GStreamer's, driven from /usr/bin/python3).
     python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good
     gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
+    # The web view is tested in a real headless browser; the store against a real PostgreSQL server.
+    chromium postgresql
 )
 
 missing=()

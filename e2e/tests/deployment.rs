@@ -14,11 +14,14 @@ fn docker_compose_file_is_valid_and_wires_the_services_to_kafka() {
         .expect("docker-compose (make setup installs it)");
     assert!(out.status.success(), "docker-compose rejects the file: {}", stderr(&out));
     let config = stdout(&out);
-    for service in ["kafka:", "detect:", "tail:", "ingest:"] {
+    for service in ["kafka:", "detect:", "tail:", "ingest:", "store:", "web:", "postgres:"] {
         assert!(config.contains(&format!("  {service}")), "service {service} missing:\n{config}");
     }
     assert!(config.contains("KAFKA_PROCESS_ROLES: broker,controller"), "Kafka must run in KRaft mode");
     assert!(config.contains("FRAMEWIRE_BROKERS: kafka:9092"));
+    // The store writes to the compose PostgreSQL; the web view on a public port cannot run without a token.
+    assert!(config.contains("FRAMEWIRE_DB: postgres://framewire:framewire@postgres:5432/framewire"));
+    assert!(config.contains("0.0.0.0:8080") && config.contains("FRAMEWIRE_WEB_TOKEN"), "{config}");
     // The broker must accept what ingest produces by default (4,000,000 bytes).
     let max: u64 = config
         .lines()
@@ -56,7 +59,7 @@ fn the_grafana_dashboard_is_well_formed_and_uses_the_provisioned_datasource() {
     }
     // Every binary the dashboard reads is scraped.
     let prom = std::fs::read_to_string(root().join("deploy/prometheus.yml")).unwrap();
-    for job in ["job_name: ingest", "job_name: detect"] {
+    for job in ["job_name: ingest", "job_name: detect", "job_name: store", "job_name: web"] {
         assert!(prom.contains(job), "{job}");
     }
 }

@@ -85,6 +85,42 @@ fn counters_agree_across_ingest_and_detect_and_every_dashboard_metric_is_exporte
         &["--metrics-listen", &tail_addr, "tail", "--topic", &output, "--from-beginning", "--summary"],
     );
 
+    // The store and the web view, each with its own metrics endpoint.
+    let dir = tempfile::tempdir().unwrap();
+    let (store_addr, web_metrics) = (format!("127.0.0.1:{}", free_port()), format!("127.0.0.1:{}", free_port()));
+    let db = format!("sqlite://{}/fw.db", dir.path().display());
+    let rules = dir.path().join("rules.toml");
+    std::fs::write(&rules, "[[rule]]\nname = \"people\"\nlabel = \"person\"\nmin_duration = \"2s\"\n").unwrap();
+    let store = broker.service(
+        "subscribe",
+        &[
+            "--metrics-listen",
+            &store_addr,
+            "store",
+            "--db",
+            &db,
+            "--topic",
+            &output,
+            "--frames-topic",
+            &input,
+            "--group",
+            &unique("store"),
+            "--events-topic",
+            &unique("events"),
+            "--alerts-topic",
+            &unique("alerts"),
+            "--snapshot-dir",
+            dir.path().join("snaps").to_str().unwrap(),
+            "--rules",
+            rules.to_str().unwrap(),
+        ],
+    );
+    let web_addr = format!("127.0.0.1:{}", free_port());
+    let _web = broker.service(
+        "subscribe",
+        &["--metrics-listen", &web_metrics, "web", "--listen", &web_addr, "--topic", &output, "--frames-topic", &input],
+    );
+
     // A file paced as a live camera (10 s at 10 frames/s), plus one message that is not a Frame.
     let ingest = broker
         .cmd("ingest")
@@ -107,6 +143,8 @@ fn counters_agree_across_ingest_and_detect_and_every_dashboard_metric_is_exporte
     let mid_detect = scrape(&detect_addr);
     let mid_ingest = scrape(&ingest_addr);
     let mid_tail = scrape(&tail_addr);
+    let mid_store = scrape(&store_addr);
+    let mid_web = scrape(&web_metrics);
     let sent_mid = total(&mid_ingest, "framewire_ingest_frames_sampled_total").unwrap();
     let acked_mid = total(&mid_ingest, "framewire_ingest_frames_published_total").unwrap();
     let seen_mid = total(&mid_detect, "framewire_detect_frames_total").unwrap_or(0.0)
@@ -117,7 +155,7 @@ fn counters_agree_across_ingest_and_detect_and_every_dashboard_metric_is_exporte
 
     // Every metric the Grafana dashboard queries is exported by a running binary, and Prometheus' lint passes.
     let exported: std::collections::BTreeSet<String> =
-        [&mid_ingest, &mid_detect, &mid_tail].into_iter().flat_map(|m| families(m)).collect();
+        [&mid_ingest, &mid_detect, &mid_tail, &mid_store, &mid_web].into_iter().flat_map(|m| families(m)).collect();
     let dashboard: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(root().join("deploy/grafana/dashboards/framewire.json")).unwrap(),
     )
@@ -131,7 +169,13 @@ fn counters_agree_across_ingest_and_detect_and_every_dashboard_metric_is_exporte
     }
     let missing: Vec<&String> = queried.difference(&exported).collect();
     assert!(missing.is_empty(), "dashboard queries metrics no binary exports: {missing:?}\nexported: {exported:?}");
-    for (name, body) in [("ingest", &mid_ingest), ("detect", &mid_detect), ("subscribe", &mid_tail)] {
+    for (name, body) in [
+        ("ingest", &mid_ingest),
+        ("detect", &mid_detect),
+        ("subscribe tail", &mid_tail),
+        ("subscribe store", &mid_store),
+        ("subscribe web", &mid_web),
+    ] {
         let lint = promtool_lint(body);
         assert!(lint.is_empty(), "promtool check metrics on {name}:\n{lint}");
     }
@@ -169,6 +213,22 @@ fn counters_agree_across_ingest_and_detect_and_every_dashboard_metric_is_exporte
     let seen = scrape(&tail_addr);
     assert_eq!(total(&seen, "framewire_subscribe_messages_total"), Some(published), "{seen}");
     assert_eq!(total(&seen, "framewire_subscribe_latency_seconds_count"), Some(published), "{seen}");
+    // The store stored every result once (its write latency and capture-to-stored latency measured), and the
+    // web view pushed every result.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while total(&scrape(&store_addr), "framewire_store_frames_total") < Some(published) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let stored = scrape(&store_addr);
+    assert_eq!(total(&stored, "framewire_store_frames_total"), Some(published), "{stored}");
+    assert_eq!(total(&stored, "framewire_store_latency_seconds_count"), Some(published), "{stored}");
+    assert!(total(&stored, "framewire_store_write_seconds_count").unwrap() >= 1.0, "{stored}");
+    assert_eq!(total(&stored, "framewire_store_db_up"), Some(1.0));
+    assert_eq!(total(&stored, "framewire_store_db_errors_total"), Some(0.0));
+    // The web view is live: it starts at the newest message, so it may miss the first while it joins.
+    let shown = total(&scrape(&web_metrics), "framewire_web_messages_total").unwrap();
+    assert!(shown >= published / 2.0 && shown <= published, "web view pushed {shown} of {published}");
+    drop(store);
     let out = tail.stop();
     assert!(stderr(&out).contains("latency capture to here p50"), "{}", stderr(&out));
     drop(detect);

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use tracing::{info, warn};
+use tracing::{debug, warn};
 
 /// One SQL value. A `Null` parameter is typed as TEXT for PostgreSQL: only TEXT columns are nullable.
 #[derive(Debug, Clone, PartialEq)]
@@ -227,7 +227,7 @@ impl Db {
                 Conn::Postgres(client)
             }
         };
-        info!(db = %redact(url), "database connected");
+        debug!(db = %redact(url), "database connected");
         Ok(Db { url: url.to_string(), conn })
     }
 

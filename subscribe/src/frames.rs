@@ -49,9 +49,31 @@ impl FrameFetcher {
     /// The frame at `topic[partition]@offset`, checked against the detections that name it. Blocking.
     pub fn fetch_for(&self, d: &Detections, default_topic: &str) -> Result<Frame, FetchError> {
         let topic = if d.source_topic.is_empty() { default_topic } else { d.source_topic.as_str() };
+        let offset = d.source_offset;
+        // Some Kafka-protocol brokers (tansu 0.6) answer a fetch that starts inside a record batch with the
+        // next batch; starting a little earlier and reading forward reaches the offset through the batch
+        // that holds it.
+        let mut result = Err(FetchError::Timeout {
+            topic: topic.into(),
+            partition: d.source_partition,
+            offset,
+            waited: Duration::ZERO,
+        });
+        for back in [0, 16, 128, 1024] {
+            let start = (offset - back).max(0);
+            result = self.fetch_from(d, topic, start);
+            let retry = matches!(result, Err(FetchError::Gone { .. })) && start > 0;
+            if !retry {
+                break;
+            }
+        }
+        result
+    }
+
+    fn fetch_from(&self, d: &Detections, topic: &str, start: i64) -> Result<Frame, FetchError> {
         let (partition, offset) = (d.source_partition, d.source_offset);
         let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(topic, partition, Offset::Offset(offset))?;
+        tpl.add_partition_offset(topic, partition, Offset::Offset(start))?;
         self.consumer.assign(&tpl)?;
         let start = Instant::now();
         let result = loop {

@@ -215,6 +215,10 @@ pub async fn run(
         Some(p) => alerts::load(p)?,
         None => Vec::new(),
     };
+    for r in &rules {
+        // Every rule shows on the dashboard from the start, at 0.
+        metrics.alerts.with_label_values(&[&r.name]);
+    }
     let k = kafka.clone();
     tokio::task::spawn_blocking(move || k.wait_reachable()).await??;
     let dlq = args.dlq_topic();
