@@ -560,3 +560,108 @@ fn postgres_store_survives_a_database_outage_and_replays_without_doubles() {
     assert_eq!(box_keys(&query(&broker, &db, &[])), expected_keys(&all));
     assert_eq!(query(&broker, &db, &["--events"]), events);
 }
+
+/// A small tmpfs (root only): a disk that fills up, or that can be remounted read-only.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Tmpfs(dir.to_path_buf()))
+    }
+
+    fn read_only(&self) {
+        assert!(Command::new("mount").args(["-o", "remount,ro"]).arg(&self.0).status().unwrap().success());
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// Runs a store with a metrics endpoint until every detection is stored; returns (stderr, metrics).
+fn store_until_stored(
+    broker: &Broker,
+    t: &Topics,
+    db: &str,
+    snaps: &Path,
+    want: &[(String, u64, String)],
+) -> (String, String) {
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let mut args = vec!["--metrics-listen", &metrics];
+    let group = unique("store");
+    args.extend(store_args(t, db, &group, snaps.to_str().unwrap()));
+    args.extend(["--snapshot-interval", "0s"]);
+    let store = broker.service("subscribe", &args);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while box_keys(&try_query(broker, db)) != want {
+        assert!(Instant::now() < deadline, "store did not store every detection");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let scraped = scrape(&metrics);
+    let out = store.stop();
+    assert!(out.status.success(), "store must not crash: {}", stderr(&out));
+    (stderr(&out), scraped)
+}
+
+#[test]
+fn full_or_read_only_snapshot_disk_is_reported_and_detections_are_still_stored() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("astronaut.mp4");
+    still_clip(&media("astronaut.png"), 4, 5, &clip);
+    let t = Topics::new();
+    let dets = detect_all(&broker, &t, "astro", &clip, &[], 20);
+    let want = expected_keys(&dets);
+    let snaps = dir.path().join("snaps");
+    let Some(disk) = Tmpfs::mount(&snaps, "120k") else {
+        // Without mount rights, a snapshot "directory" that is a file still makes every write fail.
+        eprintln!("NOTE: cannot mount a tmpfs here; testing a snapshot path that is a file instead");
+        let file = dir.path().join("not-a-dir");
+        std::fs::write(&file, b"x").unwrap();
+        let (err, metrics) =
+            store_until_stored(&broker, &t, &format!("sqlite://{}/a.db", dir.path().display()), &file, &want);
+        assert!(err.contains("snapshot not saved"), "{err}");
+        assert!(total(&metrics, "framewire_store_snapshot_errors_total").unwrap() >= 1.0, "{metrics}");
+        return;
+    };
+
+    // Full: a few snapshots fit, the rest fail with "disk_full"; every detection is stored regardless.
+    let (err, metrics) =
+        store_until_stored(&broker, &t, &format!("sqlite://{}/full.db", dir.path().display()), &snaps, &want);
+    assert!(err.contains("kind=\"disk_full\""), "{err}");
+    assert!(metrics.contains("framewire_store_snapshot_errors_total{reason=\"disk_full\"}"), "{metrics}");
+    let failed = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("framewire_store_snapshot_errors_total{reason=\"disk_full\"} "))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap();
+    assert!(failed >= 1.0, "{metrics}");
+    assert!(total(&metrics, "framewire_store_snapshots_total").unwrap() >= 1.0, "the first snapshots fit");
+    // No half-written files are left behind.
+    for e in std::fs::read_dir(snaps.join("astro")).unwrap() {
+        let p = e.unwrap().path();
+        assert_eq!(p.extension().unwrap(), "jpg", "{}", p.display());
+    }
+
+    // Read-only: every snapshot fails with "read_only"; every detection is stored.
+    disk.read_only();
+    let (err, metrics) =
+        store_until_stored(&broker, &t, &format!("sqlite://{}/ro.db", dir.path().display()), &snaps, &want);
+    assert!(err.contains("kind=\"read_only\""), "{err}");
+    let ro = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("framewire_store_snapshot_errors_total{reason=\"read_only\"} "))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap();
+    assert!(ro >= 1.0, "{metrics}");
+    assert_eq!(total(&metrics, "framewire_store_snapshots_total"), Some(0.0), "{metrics}");
+}
