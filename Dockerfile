@@ -18,4 +18,7 @@ COPY --from=build /src/target/release/ingest /src/target/release/detect /src/tar
 COPY --from=build /src/.cache/onnxruntime/ /opt/onnxruntime/
 COPY --from=build /src/.cache/models/ /models/
 ENV ORT_DYLIB_PATH=/opt/onnxruntime/libonnxruntime.so
+# A named volume mounted here starts with this directory's owner, so the store (as nobody) can write snapshots.
+RUN mkdir -p /data/snapshots && chown nobody:nogroup /data/snapshots
+WORKDIR /data
 USER nobody

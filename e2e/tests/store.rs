@@ -150,9 +150,25 @@ fn sqlite_store_replayed_twice_has_the_same_rows_events_and_snapshots() {
     let db = format!("sqlite://{}/fw.db", dir.path().display());
     let snaps = dir.path().join("snaps");
     let snaps_s = snaps.to_str().unwrap();
+    // Something that is not Detections among them: dead-lettered with its reason, the rest stored.
+    {
+        use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+        let p: BaseProducer = rdkafka::ClientConfig::new().set("bootstrap.servers", &broker.addr).create().unwrap();
+        p.send(BaseRecord::to(&t.detections).key("astro").payload(&b"\x07garbage"[..])).unwrap();
+        p.flush(Duration::from_secs(10)).unwrap();
+    }
 
     let first = store_once(&broker, &t, &db, &unique("store"), snaps_s, &[]);
     assert!(stderr(&first).contains("stored 20 frames"), "{}", stderr(&first));
+    assert!(stderr(&first).contains("1 dead-lettered"), "{}", stderr(&first));
+    let dead = broker.read(&format!("{}.dlq", t.detections), 1, Duration::from_secs(10));
+    assert_eq!(dead.len(), 1);
+    assert_eq!(rdkafka::Message::payload(&dead[0]), Some(&b"\x07garbage"[..]));
+    let reason = rdkafka::message::Headers::iter(rdkafka::Message::headers(&dead[0]).unwrap())
+        .find(|h| h.key == "framewire-dlq-reason")
+        .and_then(|h| h.value.map(|v| String::from_utf8_lossy(v).into_owned()))
+        .unwrap();
+    assert!(!reason.is_empty(), "a reason is given");
     let rows = query(&broker, &db, &[]);
     assert_eq!(box_keys(&rows), expected_keys(&dets), "one row per detected box");
     let events = query(&broker, &db, &["--events"]);
@@ -209,6 +225,22 @@ fn sqlite_store_replayed_twice_has_the_same_rows_events_and_snapshots() {
         let w = u16::from_be_bytes([bytes[sof + 7], bytes[sof + 8]]);
         assert_eq!((w, h), (512, 512));
     }
+    // The web page shows the event with its images by id.
+    let addr = format!("127.0.0.1:{}", free_port());
+    let _web = broker.service("subscribe", &["web", "--listen", &addr, "--db", &db, "--topic", &t.detections]);
+    wait_listening(&addr);
+    let (status, _, page) = http_get(&addr, &format!("/events/{id}"), None).unwrap();
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("astro") && page.contains("person"), "{page}");
+    assert!(page.contains(&format!("<img src=\"/snapshots/{id}/0\"")), "{page}");
+    let (status, head, _) = http_get(&addr, &format!("/snapshots/{id}/0"), None).unwrap();
+    assert_eq!(status, 200);
+    assert!(head.to_ascii_lowercase().contains("content-type: image/jpeg"), "{head}");
+    let (status, _, listed) = http_get(&addr, "/api/events?label=person", None).unwrap();
+    assert_eq!(status, 200);
+    assert!(listed.contains(&id), "{listed}");
+    assert_eq!(http_get(&addr, "/events/nope", None).unwrap().0, 404);
+
     let missing = broker.cmd("subscribe").args(["show", "nope", "--db", &db]).output().unwrap();
     assert!(!missing.status.success() && stderr(&missing).contains("no event \"nope\""), "{}", stderr(&missing));
 }

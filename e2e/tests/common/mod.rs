@@ -1,6 +1,7 @@
 //! Harness for end-to-end tests: a real broker per test, the real binaries, unique topic names.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -407,4 +408,27 @@ pub fn ingest_count(printed: &str, camera: &str, what: &str) -> u64 {
         .find(|p| p.trim().ends_with(what))
         .and_then(|p| p.split_whitespace().next()?.parse().ok())
         .unwrap_or(0)
+}
+
+/// A plain HTTP/1.1 GET: (status, headers, body).
+pub fn http_get(addr: &str, path: &str, cookie: Option<&str>) -> Option<(u16, String, String)> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let cookie = cookie.map(|c| format!("cookie: {c}\r\n")).unwrap_or_default();
+    write!(s, "GET {path} HTTP/1.1\r\nhost: {addr}\r\n{cookie}connection: close\r\n\r\n").ok()?;
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, head.to_string(), body.to_string()))
+}
+
+/// Waits until something accepts connections on `addr`.
+pub fn wait_listening(addr: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on {addr}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
