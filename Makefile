@@ -1,11 +1,15 @@
 # framewire: the two set-up commands are `make demo` and `make test`. Both install what is missing first.
-.PHONY: demo test setup broker broker-stop bench bench-ingest bench-detect bench-pipeline
+.PHONY: demo test test-quick setup broker broker-stop bench bench-ingest bench-detect bench-pipeline
 
 demo:
 	scripts/demo.sh
 
 test:
 	scripts/test.sh
+
+# Everything but the slow_* end-to-end tests (outages, kills, real-time clips): a few minutes.
+test-quick:
+	FRAMEWIRE_TEST_SKIP=slow_ scripts/test.sh
 
 setup:
 	scripts/setup.sh

@@ -16,4 +16,9 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 # The GPU execution providers must build on a machine without any GPU library.
 cargo clippy -p framewire-detect --features cuda,tensorrt --quiet -- -D warnings
 log "cargo test"
-cargo test --workspace
+rm -rf "$ROOT/target/fault-report"
+status=0
+# Slow tests (real-time clips, outages, kills) are named slow_*; `make test-quick` skips them.
+cargo test --workspace -- ${FRAMEWIRE_TEST_SKIP:+--skip "$FRAMEWIRE_TEST_SKIP"} || status=$?
+"$ROOT/scripts/fault-table.sh" "$ROOT/target/fault-report"
+exit "$status"

@@ -31,6 +31,7 @@ fn missing_file_and_non_video_fail_before_touching_kafka() {
     let out = no_broker(&[text.to_str().unwrap()]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("cannot open") && stderr(&out).contains("notes.mp4"), "{}", stderr(&out));
+    report("missing file; random bytes named .mp4 (clear error, Kafka untouched)", 0, 0, 0, 0);
 }
 
 #[test]
@@ -64,6 +65,7 @@ fn an_empty_file_and_an_audio_only_file_are_clear_errors() {
     let out = no_broker(&audio);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("tone.m4a has no video stream"), "{}", stderr(&out));
+    report("zero-byte file; audio-only file (clear errors)", 0, 0, 0, 0);
 }
 
 #[test]
@@ -91,6 +93,7 @@ fn a_video_with_damaged_frames_publishes_the_rest_and_counts_the_loss() {
     assert!(lost > 0, "{printed}");
     assert_eq!(published + lost, 250, "every one of the 250 frames is published or counted as lost: {printed}");
     assert_eq!(broker.read(&topic, published as usize + 1, Duration::from_secs(4)).len() as u64, published);
+    report(&format!("video with damaged frames ({lost} lost to damage, counted)"), 250, published, 0, 0);
 }
 
 #[test]
@@ -106,6 +109,7 @@ fn unreachable_broker_is_a_bounded_wait_and_a_clear_error() {
     assert!(!out.status.success());
     assert!(started.elapsed() < Duration::from_secs(20), "waited {:?}", started.elapsed());
     assert!(stderr(&out).contains("cannot reach Kafka at 127.0.0.1:9"), "{}", stderr(&out));
+    report("unreachable broker (bounded wait, clear error)", 0, 0, 0, 0);
 }
 
 #[test]
@@ -140,6 +144,8 @@ fn truncated_video_publishes_frames_before_the_cut_then_fails() {
     assert!(published > 50 && published < 250, "{published} frames before the cut");
     let msgs = broker.read(&topic, published + 1, Duration::from_secs(15));
     assert_eq!(msgs.len(), published, "every frame before the cut is on the topic");
+    let n = published as u64;
+    report("video truncated mid-frame (frames before the cut published, exit 1)", n, n, 0, 0);
 }
 
 #[test]
@@ -173,6 +179,19 @@ fn detect_rejects_a_missing_model_and_a_model_whose_outputs_do_not_fit() {
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains("SSD decoder expects"), "{err}");
+    // A file that is not ONNX at all.
+    let junk = dir.path().join("junk.onnx");
+    std::fs::write(&junk, b"not an onnx model").unwrap();
+    let out = std::process::Command::new(bin("detect"))
+        .args(["--model", junk.to_str().unwrap()])
+        .env("FRAMEWIRE_METRICS_LISTEN", "off")
+        .env("FRAMEWIRE_BROKERS", "127.0.0.1:9")
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains(&format!("cannot load model {}", junk.display())), "{}", stderr(&out));
+    report("model missing / not ONNX / outputs fit no decoder (clear errors)", 0, 0, 0, 0);
 }
 
 #[test]
@@ -195,12 +214,22 @@ fn bad_messages_go_to_the_dead_letter_topic_and_good_frames_still_flow() {
     truncated.seq = 100;
     let mut future = valid.clone();
     future.schema_version = 99;
+    // A 20000x20000 JPEG header (SOF0: FF C0, length, precision, height, width) over a small image.
+    let mut huge = valid.clone();
+    huge.seq = 101;
+    let sof = huge.image.windows(2).position(|w| w == [0xff, 0xc0]).expect("baseline JPEG");
+    huge.image[sof + 5..sof + 9].copy_from_slice(&[0x4e, 0x20, 0x4e, 0x20]);
+    // A valid protobuf of another type: Detections where a Frame belongs.
+    let wrong_type =
+        framewire_proto::Detections { camera_id: "a".into(), seq: 7, model_name: "m".into(), ..Default::default() };
     use prost::Message as _;
     let producer: BaseProducer = ClientConfig::new().set("bootstrap.servers", &broker.addr).create().unwrap();
     let bad: Vec<(&str, Vec<u8>)> = vec![
         ("garbage", b"\x00\x01 definitely not protobuf \xff".to_vec()),
         ("truncated", truncated.encode_to_vec()),
         ("future", future.encode_to_vec()),
+        ("huge", huge.encode_to_vec()),
+        ("wrong-type", wrong_type.encode_to_vec()),
     ];
     for (key, payload) in &bad {
         let headers = OwnedHeaders::new().insert(Header { key: "origin", value: Some("test") });
@@ -210,8 +239,8 @@ fn bad_messages_go_to_the_dead_letter_topic_and_good_frames_still_flow() {
     // More good frames after the bad ones.
     broker.ingest_ok("b", &input, &clip, &[]);
 
-    let dead = broker.read(&dlq, 3, Duration::from_secs(60));
-    assert_eq!(dead.len(), 3, "three dead letters");
+    let dead = broker.read(&dlq, bad.len(), Duration::from_secs(60));
+    assert_eq!(dead.len(), bad.len(), "one dead letter per bad message");
     for m in &dead {
         let key = std::str::from_utf8(m.key().unwrap()).unwrap();
         let original = &bad.iter().find(|(k, _)| *k == key).unwrap().1;
@@ -234,10 +263,16 @@ fn bad_messages_go_to_the_dead_letter_topic_and_good_frames_still_flow() {
             }
             "truncated" => assert!(reason.contains("JPEG"), "{reason}"),
             "future" => assert!(reason.contains("schema_version 99"), "{reason}"),
+            "huge" => assert!(reason.contains("20000"), "{reason}"),
+            "wrong-type" => assert!(!reason.is_empty(), "{reason}"),
             _ => unreachable!(),
         }
+        eprintln!("{key}: {reason}");
     }
     let results = broker.read_detections(&output, 4, Duration::from_secs(60));
     let cams: Vec<(String, u64)> = results.iter().map(|d| (d.camera_id.clone(), d.seq)).collect();
     assert_eq!(results.len(), 4, "good frames on both sides of the bad ones are detected: {cams:?}");
+    for (key, _) in &bad {
+        report(&format!("bad message on raw_video_frames: {key} (-> DLQ)"), 1, 1, 0, 0);
+    }
 }

@@ -66,7 +66,7 @@ fn promtool_lint(metrics: &str) -> String {
 }
 
 #[test]
-fn counters_agree_across_ingest_and_detect_and_every_dashboard_metric_is_exported() {
+fn slow_counters_agree_across_ingest_and_detect_and_every_dashboard_metric_is_exported() {
     use rdkafka::ClientConfig;
     use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
     let broker = Broker::start();

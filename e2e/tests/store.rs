@@ -246,7 +246,7 @@ fn sqlite_store_replayed_twice_has_the_same_rows_events_and_snapshots() {
 }
 
 #[test]
-fn sqlite_store_killed_mid_stream_loses_nothing_and_doubles_nothing() {
+fn slow_sqlite_store_killed_mid_stream_loses_nothing_and_doubles_nothing() {
     let broker = Broker::start();
     let dir = tempfile::tempdir().unwrap();
     let t = Topics::new();
@@ -287,6 +287,8 @@ fn sqlite_store_killed_mid_stream_loses_nothing_and_doubles_nothing() {
     let events = query(&broker, &db, &["--events"]);
     let ids: BTreeSet<&str> = events.iter().map(|e| e["id"].as_str().unwrap()).collect();
     assert_eq!(ids.len(), events.len());
+    let n = expected.len() as u64;
+    report("store SIGKILLed mid-stream, restarted (rows = boxes)", n, n, 0, 0);
 }
 
 /// A webhook receiver that answers 500 to the first call and 200 after: the store must retry.
@@ -543,7 +545,7 @@ impl Drop for Postgres {
 }
 
 #[test]
-fn postgres_store_survives_a_database_outage_and_replays_without_doubles() {
+fn slow_postgres_store_survives_a_database_outage_and_replays_without_doubles() {
     let Some(mut pg) = Postgres::start() else { return };
     let broker = Broker::start();
     let dir = tempfile::tempdir().unwrap();
@@ -591,6 +593,8 @@ fn postgres_store_survives_a_database_outage_and_replays_without_doubles() {
     assert!(stderr(&replay).contains("stored 0 frames"), "{}", stderr(&replay));
     assert_eq!(box_keys(&query(&broker, &db, &[])), expected_keys(&all));
     assert_eq!(query(&broker, &db, &["--events"]), events);
+    let n = expected_keys(&all).len() as u64;
+    report("PostgreSQL stopped 3 s under the store (rows = boxes)", n, n, 0, 0);
 }
 
 /// A small tmpfs (root only): a disk that fills up, or that can be remounted read-only.
@@ -696,4 +700,6 @@ fn full_or_read_only_snapshot_disk_is_reported_and_detections_are_still_stored()
         .unwrap();
     assert!(ro >= 1.0, "{metrics}");
     assert_eq!(total(&metrics, "framewire_store_snapshots_total"), Some(0.0), "{metrics}");
+    let n = want.len() as u64;
+    report("snapshot disk full, then read-only (rows = boxes)", n, n, 0, 0);
 }

@@ -95,7 +95,7 @@ fn artifact(name: &str) -> PathBuf {
 }
 
 #[test]
-fn live_page_in_chromium_draws_a_person_box_on_the_camera() {
+fn slow_live_page_in_chromium_draws_a_person_box_on_the_camera() {
     let broker = Broker::start();
     let dir = tempfile::tempdir().unwrap();
     let clip = dir.path().join("astronaut.mp4");

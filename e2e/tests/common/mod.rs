@@ -80,37 +80,65 @@ fn tansu() -> PathBuf {
 pub struct Broker {
     child: Child,
     pub addr: String,
+    storage: String,
     _dir: tempfile::TempDir,
 }
 
 impl Broker {
     pub fn start() -> Broker {
+        Broker::start_on("memory://tansu/")
+    }
+
+    /// A broker whose data is kept in SQLite (tansu's `libsql` storage), so it survives `restart`.
+    pub fn start_persistent() -> Broker {
+        Broker::start_on("sqlite://tansu.db")
+    }
+
+    fn start_on(storage: &str) -> Broker {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
+        let child = Broker::spawn(dir.path(), port, storage);
+        let mut b = Broker { child, addr: format!("127.0.0.1:{port}"), storage: storage.to_string(), _dir: dir };
+        b.wait_up();
+        b
+    }
+
+    fn spawn(dir: &Path, port: u16, storage: &str) -> Child {
         let url = format!("tcp://127.0.0.1:{port}");
-        let child = Command::new(tansu())
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-                "--storage-engine",
-                "memory://tansu/",
-            ])
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("tansu.log")).unwrap();
+        Command::new(tansu())
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", storage])
             // tansu reads a .env from its working directory: give it an empty one.
-            .current_dir(dir.path())
+            .current_dir(dir)
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("tansu.log")).unwrap())
+            .stderr(log)
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start tansu ({e}): run `make setup`"));
-        let addr = format!("127.0.0.1:{port}");
+            .unwrap_or_else(|e| panic!("cannot start tansu ({e}): run `make setup`"))
+    }
+
+    fn wait_up(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(&addr).is_err() {
-            assert!(Instant::now() < deadline, "tansu did not listen on {addr}");
+        while TcpStream::connect(&self.addr).is_err() {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                let log = std::fs::read_to_string(self._dir.path().join("tansu.log")).unwrap_or_default();
+                panic!("tansu exited ({status}) with storage {}: {log}", self.storage);
+            }
+            assert!(Instant::now() < deadline, "tansu did not listen on {}", self.addr);
             std::thread::sleep(Duration::from_millis(20));
         }
-        Broker { child, addr, _dir: dir }
+    }
+
+    /// SIGKILLs the broker: connections drop and nothing answers until `restart`.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the broker again on the same port and storage.
+    pub fn restart(&mut self) {
+        let port: u16 = self.addr.rsplit(':').next().unwrap().parse().unwrap();
+        self.child = Broker::spawn(self._dir.path(), port, &self.storage);
+        self.wait_up();
     }
 
     /// Freezes (SIGSTOP) or thaws (SIGCONT) the broker: a broker that stops answering, without a
@@ -431,4 +459,17 @@ pub fn wait_listening(addr: &str) {
         assert!(Instant::now() < deadline, "nothing listens on {addr}");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Records one row of the fault suite's summary table, which `make test` prints after the tests
+/// (`scripts/fault-table.sh`). Called at the end of a test, so a row exists only when its assertions passed.
+pub fn report(fault: &str, frames_in: u64, frames_out: u64, lost: u64, duplicates: u64) {
+    let dir = root().join("target/fault-report");
+    std::fs::create_dir_all(&dir).unwrap();
+    let name: String = fault.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+    std::fs::write(
+        dir.join(format!("{name}.tsv")),
+        format!("{fault}\t{frames_in}\t{frames_out}\t{lost}\t{duplicates}\tpass\n"),
+    )
+    .unwrap();
 }
