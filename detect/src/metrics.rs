@@ -1,7 +1,7 @@
 //! detect's Prometheus metrics, named once here.
 
-use framewire_common::metrics::register;
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use framewire_common::metrics::{counter, counter_vec, gauge, histogram, register};
+use prometheus::{Histogram, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -20,16 +20,8 @@ pub struct Metrics {
 impl Metrics {
     pub fn new() -> Self {
         let r = Registry::new();
-        let vec = |name: &str, help: &str, label: &str| {
-            register(&r, IntCounterVec::new(Opts::new(name, help), &[label]).unwrap_or_else(|e| panic!("{name}: {e}")))
-        };
-        let hist = |name: &str, help: &str, buckets: Vec<f64>| {
-            register(
-                &r,
-                Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
-                    .unwrap_or_else(|e| panic!("{name}: {e}")),
-            )
-        };
+        let vec = |name: &str, help: &str, label: &str| counter_vec(&r, name, help, label);
+        let hist = |name: &str, help: &str, buckets: Vec<f64>| histogram(&r, name, help, buckets);
         let m = Metrics {
             frames: vec("framewire_detect_frames_total", "Frames whose Detections were delivered", "camera"),
             dead_letters: vec(
@@ -61,15 +53,11 @@ impl Metrics {
                 )
                 .unwrap_or_else(|e| panic!("{e}")),
             ),
-            in_flight: register(
+            in_flight: gauge(&r, "framewire_detect_in_flight", "Frames consumed but not yet committed"),
+            delivery_retries: counter(
                 &r,
-                IntGauge::new("framewire_detect_in_flight", "Frames consumed but not yet committed")
-                    .unwrap_or_else(|e| panic!("{e}")),
-            ),
-            delivery_retries: register(
-                &r,
-                IntCounter::new("framewire_detect_delivery_retries_total", "Result deliveries retried after a failure")
-                    .unwrap_or_else(|e| panic!("{e}")),
+                "framewire_detect_delivery_retries_total",
+                "Result deliveries retried after a failure",
             ),
             registry: r,
         };

@@ -148,16 +148,23 @@ fn truncated_video_publishes_frames_before_the_cut_then_fails() {
     report("video truncated mid-frame (frames before the cut published, exit 1)", n, n, 0, 0);
 }
 
-#[test]
-fn detect_rejects_a_missing_model_and_a_model_whose_outputs_do_not_fit() {
+/// Runs detect with `args` against a broker that does not exist; it must fail. Returns what it printed.
+fn detect_fails(args: &[&str]) -> String {
     let out = std::process::Command::new(bin("detect"))
-        .args(["--model", "/nonexistent/model.onnx"])
+        .args(args)
         .env("FRAMEWIRE_METRICS_LISTEN", "off")
+        .env("FRAMEWIRE_BROKERS", "127.0.0.1:9")
         .current_dir(root())
         .output()
         .unwrap();
-    assert!(!out.status.success());
-    assert!(stderr(&out).contains("model file /nonexistent/model.onnx does not exist"), "{}", stderr(&out));
+    assert!(!out.status.success(), "detect {args:?} should fail");
+    stderr(&out)
+}
+
+#[test]
+fn detect_rejects_a_missing_model_and_a_model_whose_outputs_do_not_fit() {
+    let err = detect_fails(&["--model", "/nonexistent/model.onnx"]);
+    assert!(err.contains("model file /nonexistent/model.onnx does not exist"), "{err}");
 
     // The real model with a decoder description that swaps its outputs.
     let dir = tempfile::tempdir().unwrap();
@@ -169,28 +176,13 @@ fn detect_rejects_a_missing_model_and_a_model_whose_outputs_do_not_fit() {
         .replace("labels = \"", &format!("labels = \"{}/models/", root().display()));
     let spec_path = dir.path().join("swapped.toml");
     std::fs::write(&spec_path, spec).unwrap();
-    let out = std::process::Command::new(bin("detect"))
-        .args(["--model", model().to_str().unwrap(), "--model-config", spec_path.to_str().unwrap()])
-        .env("FRAMEWIRE_METRICS_LISTEN", "off")
-        .env("FRAMEWIRE_BROKERS", "127.0.0.1:9")
-        .current_dir(root())
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = stderr(&out);
+    let err = detect_fails(&["--model", model().to_str().unwrap(), "--model-config", spec_path.to_str().unwrap()]);
     assert!(err.contains("SSD decoder expects"), "{err}");
     // A file that is not ONNX at all.
     let junk = dir.path().join("junk.onnx");
     std::fs::write(&junk, b"not an onnx model").unwrap();
-    let out = std::process::Command::new(bin("detect"))
-        .args(["--model", junk.to_str().unwrap()])
-        .env("FRAMEWIRE_METRICS_LISTEN", "off")
-        .env("FRAMEWIRE_BROKERS", "127.0.0.1:9")
-        .current_dir(root())
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(stderr(&out).contains(&format!("cannot load model {}", junk.display())), "{}", stderr(&out));
+    let err = detect_fails(&["--model", junk.to_str().unwrap()]);
+    assert!(err.contains(&format!("cannot load model {}", junk.display())), "{err}");
     report("model missing / not ONNX / outputs fit no decoder (clear errors)", 0, 0, 0, 0);
 }
 

@@ -62,6 +62,17 @@ fn detect_all(
     all
 }
 
+/// A broker with the detections of a 4 s astronaut clip at 5 fps (20 frames, a person in each) on its topics.
+fn astronaut_detected() -> (Broker, tempfile::TempDir, Topics, Vec<framewire_proto::Detections>) {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("astronaut.mp4");
+    still_clip(&media("astronaut.png"), 4, 5, &clip);
+    let t = Topics::new();
+    let dets = detect_all(&broker, &t, "astro", &clip, &[], 20);
+    (broker, dir, t, dets)
+}
+
 fn store_args<'a>(t: &'a Topics, db: &'a str, group: &'a str, snaps: &'a str) -> Vec<&'a str> {
     vec![
         "store",
@@ -141,12 +152,7 @@ fn expected_keys(dets: &[framewire_proto::Detections]) -> Vec<(String, u64, Stri
 
 #[test]
 fn sqlite_store_replayed_twice_has_the_same_rows_events_and_snapshots() {
-    let broker = Broker::start();
-    let dir = tempfile::tempdir().unwrap();
-    let clip = dir.path().join("astronaut.mp4");
-    still_clip(&media("astronaut.png"), 4, 5, &clip);
-    let t = Topics::new();
-    let dets = detect_all(&broker, &t, "astro", &clip, &[], 20);
+    let (broker, dir, t, dets) = astronaut_detected();
     let db = format!("sqlite://{}/fw.db", dir.path().display());
     let snaps = dir.path().join("snaps");
     let snaps_s = snaps.to_str().unwrap();
@@ -650,12 +656,7 @@ fn store_until_stored(
 
 #[test]
 fn full_or_read_only_snapshot_disk_is_reported_and_detections_are_still_stored() {
-    let broker = Broker::start();
-    let dir = tempfile::tempdir().unwrap();
-    let clip = dir.path().join("astronaut.mp4");
-    still_clip(&media("astronaut.png"), 4, 5, &clip);
-    let t = Topics::new();
-    let dets = detect_all(&broker, &t, "astro", &clip, &[], 20);
+    let (broker, dir, t, dets) = astronaut_detected();
     let want = expected_keys(&dets);
     let snaps = dir.path().join("snaps");
     let Some(disk) = Tmpfs::mount(&snaps, "120k") else {

@@ -1,7 +1,7 @@
 //! The subscribers' Prometheus metrics, named once here.
 
-use framewire_common::metrics::register;
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use framewire_common::metrics::{counter, counter_vec, gauge, histogram};
+use prometheus::{Histogram, IntCounter, IntCounterVec, IntGauge, Registry};
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -16,9 +16,7 @@ pub struct Metrics {
 impl Metrics {
     pub fn new() -> Self {
         let r = Registry::new();
-        let counter = |name: &str, help: &str| {
-            register(&r, IntCounter::new(name, help).unwrap_or_else(|e| panic!("{name}: {e}")))
-        };
+        let counter = |name: &str, help: &str| counter(&r, name, help);
         Metrics {
             messages: counter("framewire_subscribe_messages_total", "Detections messages received"),
             duplicates: counter(
@@ -26,16 +24,11 @@ impl Metrics {
                 "Detections received again (same camera, seq and model version): at-least-once delivery",
             ),
             undecodable: counter("framewire_subscribe_undecodable_total", "Messages that are not Detections"),
-            latency_seconds: register(
+            latency_seconds: histogram(
                 &r,
-                Histogram::with_opts(
-                    HistogramOpts::new(
-                        "framewire_subscribe_latency_seconds",
-                        "Capture time to Detections received by the subscriber",
-                    )
-                    .buckets(vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]),
-                )
-                .unwrap_or_else(|e| panic!("latency: {e}")),
+                "framewire_subscribe_latency_seconds",
+                "Capture time to Detections received by the subscriber",
+                vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0],
             ),
             registry: r,
         }
@@ -74,21 +67,10 @@ pub struct StoreMetrics {
 impl StoreMetrics {
     pub fn new() -> Self {
         let r = Registry::new();
-        let counter = |name: &str, help: &str| {
-            register(&r, IntCounter::new(name, help).unwrap_or_else(|e| panic!("{name}: {e}")))
-        };
-        let gauge =
-            |name: &str, help: &str| register(&r, IntGauge::new(name, help).unwrap_or_else(|e| panic!("{name}: {e}")));
-        let vec = |name: &str, help: &str, label: &str| {
-            register(&r, IntCounterVec::new(Opts::new(name, help), &[label]).unwrap_or_else(|e| panic!("{name}: {e}")))
-        };
-        let histogram = |name: &str, help: &str, buckets: Vec<f64>| {
-            register(
-                &r,
-                Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
-                    .unwrap_or_else(|e| panic!("{name}: {e}")),
-            )
-        };
+        let counter = |name: &str, help: &str| counter(&r, name, help);
+        let gauge = |name: &str, help: &str| gauge(&r, name, help);
+        let vec = |name: &str, help: &str, label: &str| counter_vec(&r, name, help, label);
+        let histogram = |name: &str, help: &str, buckets: Vec<f64>| histogram(&r, name, help, buckets);
         let snapshot_errors = vec(
             "framewire_store_snapshot_errors_total",
             "Snapshots not saved, by reason (disk_full, read_only, io, frame_unavailable, bad_image)",

@@ -20,10 +20,10 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use framewire_common::kafka::KafkaArgs;
-use framewire_common::metrics::{MetricsArgs, register};
+use framewire_common::metrics::{MetricsArgs, counter, gauge, histogram};
 use framewire_proto::json::model_tag;
 use framewire_proto::{Detections, names};
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntGauge, Registry};
+use prometheus::{Histogram, IntCounter, IntGauge, Registry};
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
@@ -134,25 +134,19 @@ struct WebMetrics {
 impl WebMetrics {
     fn new() -> Self {
         let r = Registry::new();
-        let c = |n: &str, h: &str| register(&r, IntCounter::new(n, h).unwrap_or_else(|e| panic!("{n}: {e}")));
         WebMetrics {
-            messages: c("framewire_web_messages_total", "Detections received by the web view"),
-            without_frame: c(
+            messages: counter(&r, "framewire_web_messages_total", "Detections received by the web view"),
+            without_frame: counter(
+                &r,
                 "framewire_web_frames_missing_total",
                 "Detections shown without their frame (the frame was not seen by the web view in time)",
             ),
-            clients: register(
+            clients: gauge(&r, "framewire_web_clients", "Browsers connected to the live stream"),
+            latency_seconds: histogram(
                 &r,
-                IntGauge::new("framewire_web_clients", "Browsers connected to the live stream")
-                    .unwrap_or_else(|e| panic!("clients: {e}")),
-            ),
-            latency_seconds: register(
-                &r,
-                Histogram::with_opts(
-                    HistogramOpts::new("framewire_web_latency_seconds", "Capture time to pushed to the browsers")
-                        .buckets(vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
-                )
-                .unwrap_or_else(|e| panic!("latency: {e}")),
+                "framewire_web_latency_seconds",
+                "Capture time to pushed to the browsers",
+                vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0],
             ),
             registry: r,
         }
