@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use common::*;
 
 #[test]
-fn slow_broker_restarted_mid_stream_loses_no_file_frame_and_shows_the_live_gap() {
+fn slow_broker_restarted_mid_stream_loses_no_file_frame_and_accounts_for_every_live_one() {
     let mut broker = Broker::start_persistent();
     let (frames, dets) = (unique("frames"), unique("dets"));
     let group = unique("group");
