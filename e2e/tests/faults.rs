@@ -83,3 +83,73 @@ fn slow_broker_restarted_mid_stream_loses_no_file_frame_and_accounts_for_every_l
         0,
     );
 }
+
+#[test]
+fn slow_a_stalled_detector_behind_a_live_camera_keeps_memory_bounded_and_reports_its_lag() {
+    let broker = Broker::start();
+    let (frames, dets) = (unique("frames"), unique("dets"));
+    let (detect_addr, ingest_addr) = (format!("127.0.0.1:{}", free_port()), format!("127.0.0.1:{}", free_port()));
+    let detect = broker.detect_with(
+        &frames,
+        &dets,
+        &unique("group"),
+        &["--metrics-listen", &detect_addr, "--status-interval", "1s"],
+    );
+    let server = RtspServer::start(free_port());
+    let ingest = broker.service(
+        "ingest",
+        &["--metrics-listen", &ingest_addr, "--topic", &frames, "--camera", &format!("cam={}", server.url())],
+    );
+    let rss = |addr: &str| total(&scrape(addr), "process_resident_memory_bytes").unwrap_or(0.0) / 1e6;
+    // Warm up until detect keeps pace, then note both processes' memory.
+    std::thread::sleep(Duration::from_secs(5));
+    let (detect_before, ingest_before) = (rss(&detect_addr), rss(&ingest_addr));
+
+    // The detector stops dead (SIGSTOP) for 20 s: far slower than the 25 frames/s camera. (Long enough that
+    // the backlog outlasts a few 1 s lag updates once it resumes: it works 320x240 frames off at ~150/s.)
+    let pid = detect.pid().to_string();
+    assert!(std::process::Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
+    let mut ingest_peak = 0.0f64;
+    for _ in 0..20 {
+        std::thread::sleep(Duration::from_secs(1));
+        ingest_peak = ingest_peak.max(rss(&ingest_addr));
+    }
+    assert!(std::process::Command::new("kill").args(["-CONT", &pid]).status().unwrap().success());
+
+    // Back: the backlog shows as lag, drains to zero, and memory stays bounded while it is worked off.
+    let mut lag_peak = 0.0f64;
+    let mut detect_peak = 0.0f64;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let m = scrape(&detect_addr);
+        let lag = total(&m, "framewire_detect_consumer_lag").unwrap_or(0.0);
+        lag_peak = lag_peak.max(lag);
+        detect_peak = detect_peak.max(total(&m, "process_resident_memory_bytes").unwrap_or(0.0) / 1e6);
+        if lag_peak > 0.0 && lag <= 5.0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "lag did not drain: {lag} (peak {lag_peak})");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = ingest.stop();
+    let printed = stdout(&out);
+    let dropped = ingest_count(&printed, "cam", "dropped");
+    let published = ingest_count(&printed, "cam", "published");
+    eprintln!(
+        "lag peak {lag_peak}; detect RSS {detect_before:.0} -> peak {detect_peak:.0} MB; ingest RSS {ingest_before:.0} -> peak {ingest_peak:.0} MB; published {published}, dropped {dropped}"
+    );
+    assert!(lag_peak >= 100.0, "20 s of a 25 fps camera waited in Kafka: lag peaked at {lag_peak}");
+    // Kafka absorbs the backlog: ingest does not buffer it (and drops nothing), detect reads it in bounded
+    // fetches.
+    assert!(ingest_peak < ingest_before + 50.0, "ingest grew from {ingest_before:.0} to {ingest_peak:.0} MB");
+    assert!(detect_peak < detect_before + 100.0, "detect grew from {detect_before:.0} to {detect_peak:.0} MB");
+    assert_eq!(dropped, 0, "a slow detector costs the camera nothing: {printed}");
+    report(
+        "detect stalled 20 s behind a 25 fps live camera (lag reported, memory bounded)",
+        published,
+        published,
+        0,
+        0,
+    );
+    drop(detect);
+}

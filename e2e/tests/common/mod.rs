@@ -286,6 +286,11 @@ impl Service {
 }
 
 impl Service {
+    /// The process id (for signals such as SIGSTOP).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
     /// SIGKILL: no drain, no commit, no goodbye to the group.
     pub fn kill(mut self) {
         let mut child = self.child.take().unwrap();
