@@ -52,8 +52,7 @@ function drawBoxes(c, d) {
     e.style.top = (100 * Math.max(0, y1) / d.height) + '%';
     e.style.width = (100 * (Math.min(d.width, x2) - Math.max(0, x1)) / d.width) + '%';
     e.style.height = (100 * (Math.min(d.height, y2) - Math.max(0, y1)) / d.height) + '%';
-    e.style.borderColor = e.style.backgroundColor = colour(b.label);
-    e.style.backgroundColor = 'transparent';
+    e.style.borderColor = colour(b.label);
     const tag = document.createElement('span');
     tag.textContent = b.label + ' ' + Math.round(b.score * 100) + '%';
     tag.style.backgroundColor = colour(b.label);
