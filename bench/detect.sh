@@ -29,16 +29,39 @@ log "$TOTAL frames from $CAMERAS cameras in $INPUT"
 
 raw() { "$BIN/examples/raw_inference" "$MODEL" "$1" "$RAW_SECONDS" | sed -n 's/^raw_fps=//p'; }
 
-# e2e THREADS REPLICAS: steady-state frames/s of REPLICAS detect processes in one fresh group.
+# raw_pair: two raw loops with one thread each, at the same time, frames/s summed: what the machine itself
+# gives two single-threaded ONNX Runtime processes, the ceiling for two replicas.
+raw_pair() {
+    local a b
+    "$BIN/examples/raw_inference" "$MODEL" 1 "$RAW_SECONDS" >"$WORK/raw-a" &
+    a=$!
+    "$BIN/examples/raw_inference" "$MODEL" 1 "$RAW_SECONDS" >"$WORK/raw-b" &
+    b=$!
+    wait "$a" "$b"
+    sed -n 's/^raw_fps=//p' "$WORK/raw-a" "$WORK/raw-b" | awk '{ s += $1 } END { printf "%.1f", s }'
+}
+
+# CPU seconds (user + system) a live process has used so far.
+cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+BROKER_PID="${PIDS[0]}"
+
+# e2e THREADS REPLICAS: steady-state frames/s of REPLICAS detect processes in one fresh group. Also records,
+# in $WORK/cpu.NAME, the CPU milliseconds per frame spent by detect, the broker and the subscriber: on a
+# machine that runs all three, that is where the cores inference wanted went.
 e2e() {
-    local run="t$1r$2-$RANDOM" pids=()
+    local run="t$1r$2-$RANDOM" pids=() broker0 detect_cpu=0 sub_cpu
+    broker0=$(cpu_s "$BROKER_PID")
     for r in $(seq "$2"); do
         "$BIN/detect" --model "$MODEL" --threads "$1" --group "$run" --instance-id "$run-$r" \
             --input-topic "$INPUT" --output-topic "$run" >"$WORK/$run-$r.log" 2>&1 &
         pids+=($!)
     done
-    "$BIN/subscribe" tail --topic "$run" --from-beginning --count "$TOTAL" --idle-exit 120s --summary \
-        >/dev/null 2>"$WORK/$run.tail"
+    sub_cpu=$( ( "$BIN/subscribe" tail --topic "$run" --from-beginning --count "$TOTAL" --idle-exit 120s \
+        --summary >/dev/null 2>"$WORK/$run.tail"; times ) | awk 'NR == 2 { gsub(/[ms]/, " "); print $1 * 60 + $2 + $3 * 60 + $4 }')
+    for p in "${pids[@]}"; do detect_cpu=$(awk -v a="$detect_cpu" -v b="$(cpu_s "$p")" 'BEGIN { print a + b }'); done
+    awk -v f="$TOTAL" -v d="$detect_cpu" -v b="$(cpu_s "$BROKER_PID")" -v b0="$broker0" -v s="$sub_cpu" \
+        'BEGIN { printf "detect %.2f, broker %.2f, subscriber %.2f", 1000 * d / f, 1000 * (b - b0) / f, 1000 * s / f }' \
+        >"$WORK/cpu.$1.$2"
     kill "${pids[@]}" 2>/dev/null
     wait "${pids[@]}" 2>/dev/null
     sed -n 's/.*; \([0-9.]*\) frames\/s$/\1/p' "$WORK/$run.tail"
@@ -50,6 +73,7 @@ log "raw ONNX Runtime, 1 thread";  RAW1=$(raw 1)
 log "detect, 1 thread";            E2E1=$(e2e 1 1)
 log "raw ONNX Runtime, 2 threads"; RAW2=$(raw 2)
 log "detect, 2 threads";           E2E2=$(e2e 2 1)
+log "raw ONNX Runtime, 2 processes x 1 thread at once"; RAWP=$(raw_pair)
 log "detect, 2 replicas x 1 thread"; REP2=$(e2e 1 2)
 
 cat <<REPORT
@@ -61,5 +85,10 @@ detect benchmark ($(nproc) cores, $TOTAL frames of $(basename "$VIDEO"), $(basen
 | detect Kafka -> Kafka, --threads 1    | $E2E1 | $(ratio "$E2E1" "$RAW1")x raw                | >= 0.95 |
 | raw ONNX Runtime, --threads 2         | $RAW2 | baseline                 |        |
 | detect Kafka -> Kafka, --threads 2    | $E2E2 | $(ratio "$E2E2" "$RAW2")x raw                | >= 0.95 |
+| raw ONNX Runtime, 2 processes x 1     | $RAWP | $(ratio "$RAWP" "$RAW1")x one raw process    | ceiling |
 | detect, 2 replicas x --threads 1      | $REP2 | $(ratio "$REP2" "$E2E1")x one replica        | >= 1.8 |
+CPU ms per frame (detect incl. JPEG decode and preprocessing; broker and subscriber run on the same cores):
+  --threads 1:             $(cat "$WORK/cpu.1.1")
+  --threads 2:             $(cat "$WORK/cpu.2.1")
+  2 replicas x --threads 1: $(cat "$WORK/cpu.1.2")
 REPORT

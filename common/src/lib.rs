@@ -2,12 +2,14 @@
 //! graceful shutdown, and the Prometheus `/metrics` endpoint.
 //!
 //! # Layout
+//! - [`dead_letter`]: cutting a dead letter down when it is refused as too large.
 //! - [`kafka`]: the `--brokers`/`-X` flags, client configs, topic creation, reachability check.
 //! - [`telemetry`]: `tracing` set-up from `RUST_LOG`.
 //! - [`shutdown`]: a cancellation token fired by Ctrl-C or SIGTERM.
 //! - [`metrics`]: a minimal HTTP server for the Prometheus text format.
 //! - [`error`]: this crate's error type.
 
+pub mod dead_letter;
 pub mod error;
 pub mod kafka;
 pub mod metrics;

@@ -45,6 +45,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use framewire_common::dead_letter::{self, Fit};
 use framewire_common::kafka::KafkaArgs;
 use framewire_common::metrics::MetricsArgs;
 use framewire_proto::{Detections, SCHEMA_VERSION, names};
@@ -634,7 +635,7 @@ async fn output_stage(
                     let headers = OwnedHeaders::new()
                         .insert(Header { key: names::HEADER_SCHEMA, value: Some(&SCHEMA_VERSION.to_string()) })
                         .insert(Header { key: names::HEADER_TYPE, value: Some(names::TYPE_DETECTIONS) });
-                    let msg = OutMsg { topic: config.output_topic.clone(), key: Some(camera.clone().into_bytes()), payload: d.encode_to_vec(), headers };
+                    let msg = OutMsg { topic: config.output_topic.clone(), key: Some(camera.clone().into_bytes()), payload: d.encode_to_vec(), headers, fit: None };
                     pending.push(deliver(producer.clone(), msg, ticket, Delivered::Detections(camera), metrics.clone()));
                 }
                 Some(Outcome::Dead { job, reason, kind }) => {
@@ -646,7 +647,8 @@ async fn output_stage(
                     headers = headers
                         .insert(Header { key: names::HEADER_DLQ_REASON, value: Some(&reason) })
                         .insert(Header { key: names::HEADER_DLQ_SOURCE, value: Some(&source) });
-                    let msg = OutMsg { topic: dlq.clone(), key: job.key, payload: job.payload, headers };
+                    let fit = Some(Fit::new(job.payload.len()));
+                    let msg = OutMsg { topic: dlq.clone(), key: job.key, payload: job.payload, headers, fit };
                     pending.push(deliver(producer.clone(), msg, t, Delivered::DeadLetter, metrics.clone()));
                 }
             },
@@ -671,6 +673,8 @@ struct OutMsg {
     key: Option<Vec<u8>>,
     payload: Vec<u8>,
     headers: OwnedHeaders,
+    /// Set for dead letters, whose payload is cut rather than retried forever when refused as too large.
+    fit: Option<Fit>,
 }
 
 enum Delivered {
@@ -682,19 +686,28 @@ enum Delivered {
 /// be stored), so a failing broker stalls this partition instead, with a warning per attempt.
 async fn deliver(
     producer: FutureProducer,
-    msg: OutMsg,
+    mut msg: OutMsg,
     ticket: Ticket,
     what: Delivered,
     metrics: metrics::Metrics,
 ) -> (Ticket, Delivered) {
     let mut backoff = Duration::from_millis(100);
     loop {
-        let mut record = FutureRecord::to(&msg.topic).payload(&msg.payload).headers(msg.headers.clone());
+        let (payload, headers) = match &msg.fit {
+            Some(fit) => (&msg.payload[..fit.kept()], fit.headers(&msg.headers)),
+            None => (&msg.payload[..], msg.headers.clone()),
+        };
+        let mut record = FutureRecord::to(&msg.topic).payload(payload).headers(headers);
         if let Some(k) = &msg.key {
             record = record.key(k);
         }
         match producer.send(record, Duration::from_secs(30)).await {
             Ok(_) => return (ticket, what),
+            Err((e, _)) if dead_letter::too_large(&e) && msg.fit.as_mut().is_some_and(Fit::shrink) => {
+                let kept = msg.fit.map_or(0, |f| f.kept());
+                warn!(topic = %msg.topic, original_bytes = msg.payload.len(), kept_bytes = kept,
+                    "dead letter refused as too large; sending it cut short");
+            }
             Err((e, _)) => {
                 metrics.delivery_retries.inc();
                 warn!(topic = %msg.topic, error = %e, retry_in = ?backoff, "delivery failed, retrying");

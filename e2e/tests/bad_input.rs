@@ -187,6 +187,50 @@ fn detect_rejects_a_missing_model_and_a_model_whose_outputs_do_not_fit() {
 }
 
 #[test]
+fn a_dead_letter_too_large_for_its_topic_is_cut_short_and_the_partition_moves_on() {
+    let broker = Broker::start();
+    let (input, output) = (unique("frames"), unique("detections"));
+    let dlq = format!("{input}.dlq");
+    // The producer's own size limit refuses with the same error as a dead-letter topic whose
+    // max.message.bytes is smaller than the input topic's, and works on any broker.
+    let limit = ["-X", "batch.num.messages=1", "-X", "message.max.bytes=20000"];
+    let detect = broker.detect_with(&input, &output, &unique("group"), &limit);
+
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("a.mp4");
+    still_clip(&media("astronaut.png"), 1, 2, &clip);
+    broker.ingest_ok("a", &input, &clip, &[]);
+    // 300 kB that are not a Frame (a zero tag byte is never valid protobuf), between good frames.
+    let big: Vec<u8> = std::iter::once(0u8).chain((1..300_000u32).map(|i| (i * 7 % 251) as u8)).collect();
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &broker.addr)
+        .set("message.max.bytes", "1000000")
+        .create()
+        .unwrap();
+    producer.send(BaseRecord::to(&input).key("big").payload(&big)).unwrap();
+    producer.flush(Duration::from_secs(10)).unwrap();
+    broker.ingest_ok("b", &input, &clip, &[]);
+
+    let dead = broker.read(&dlq, 1, Duration::from_secs(60));
+    assert_eq!(dead.len(), 1);
+    let payload = dead[0].payload().unwrap();
+    assert!(!payload.is_empty() && payload.len() < 20_000, "cut to fit: {} bytes", payload.len());
+    assert_eq!(payload, &big[..payload.len()], "the start of the original is kept");
+    let headers = dead[0].headers().unwrap();
+    let get = |name: &str| headers.iter().find(|h| h.key == name).and_then(|h| h.value).map(|v| v.to_vec());
+    assert_eq!(get("framewire-dlq-original-bytes").as_deref(), Some(&b"300000"[..]));
+    let reason = String::from_utf8(get("framewire-dlq-reason").unwrap()).unwrap();
+    assert!(reason.contains("not a protobuf Frame"), "{reason}");
+
+    let results = broker.read_detections(&output, 4, Duration::from_secs(60));
+    assert_eq!(results.len(), 4, "frames after the refused dead letter are detected");
+    let out = detect.stop();
+    assert!(stderr(&out).contains("sending it cut short"), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("detected 4 frames, 1 dead-lettered"), "{out:?}");
+    report("dead letter too large for its topic (cut short, partition moves on)", 5, 5, 0, 0);
+}
+
+#[test]
 fn bad_messages_go_to_the_dead_letter_topic_and_good_frames_still_flow() {
     let broker = Broker::start();
     let (input, output) = (unique("frames"), unique("detections"));

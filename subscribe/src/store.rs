@@ -19,6 +19,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use framewire_common::dead_letter::{self, Fit};
 use framewire_common::kafka::KafkaArgs;
 use framewire_common::metrics::MetricsArgs;
 use framewire_proto::json::model_tag;
@@ -548,15 +549,24 @@ async fn dead_letter(producer: &FutureProducer, dlq: &str, m: &OwnedMessage, rea
     let headers = OwnedHeaders::new()
         .insert(Header { key: names::HEADER_DLQ_REASON, value: Some(reason) })
         .insert(Header { key: names::HEADER_DLQ_SOURCE, value: Some(&source) });
+    let payload = m.payload().unwrap_or_default();
+    let mut fit = Fit::new(payload.len());
     // Until the dead letter is acknowledged the batch's offsets are not committed, so it is never lost.
     loop {
         let mut rec: FutureRecord<'_, [u8], [u8]> =
-            FutureRecord::to(dlq).payload(m.payload().unwrap_or_default()).headers(headers.clone());
+            FutureRecord::to(dlq).payload(&payload[..fit.kept()]).headers(fit.headers(&headers));
         if let Some(k) = m.key() {
             rec = rec.key(k);
         }
         match producer.send(rec, Duration::from_secs(30)).await {
             Ok(_) => return,
+            Err((e, _)) if dead_letter::too_large(&e) && fit.shrink() => {
+                warn!(
+                    original_bytes = payload.len(),
+                    kept_bytes = fit.kept(),
+                    "dead letter refused as too large; sending it cut short"
+                );
+            }
             Err((e, _)) => {
                 warn!(error = %e, "dead letter not acknowledged; retrying");
                 tokio::time::sleep(Duration::from_secs(1)).await;
