@@ -9,8 +9,13 @@ cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/n
 trap cleanup EXIT
 export FRAMEWIRE_METRICS_LISTEN=off RUST_LOG=warn
 
-# start_broker: a fresh in-memory tansu on a free port for this run; exports FRAMEWIRE_BROKERS.
+# start_broker: a fresh in-memory tansu on a free port for this run; exports FRAMEWIRE_BROKERS. With
+# BENCH_BROKERS set, uses that cluster instead (a broker on another machine, off the measured cores).
 start_broker() {
+    if [ -n "${BENCH_BROKERS:-}" ]; then
+        export FRAMEWIRE_BROKERS="$BENCH_BROKERS"
+        return
+    fi
     local port
     port="$(free_port)"
     (cd "$WORK" && exec tansu broker --listener-url "tcp://127.0.0.1:$port" \

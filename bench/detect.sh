@@ -4,7 +4,8 @@
 #   two replicas with --threads 1 each                    vs  one replica with --threads 1.
 # Rates are steady-state frames/s from the first to the last result seen by a subscriber. Ratios, not the
 # absolute numbers, are the result: these machines are shared and noisy.
-#   bench/detect.sh [FRAMES_PER_CAMERA_FILE=bikes.mp4] ; env CAMERAS (default 4), RAW_SECONDS (default 10)
+#   bench/detect.sh [FRAMES_PER_CAMERA_FILE=bikes.mp4] ; env CAMERAS (default 4), RAW_SECONDS (default 10),
+#   BENCH_BROKERS (a broker elsewhere instead of a local tansu)
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 VIDEO="${1:-$CACHE/media/bikes.mp4}"
@@ -20,7 +21,7 @@ export ORT_DYLIB_PATH="${ORT_DYLIB_PATH:-$CACHE/onnxruntime/libonnxruntime.so}"
 
 start_broker
 
-INPUT="bench-frames"
+INPUT="bench-frames-$RANDOM$RANDOM"
 for i in $(seq "$CAMERAS"); do
     "$BIN/ingest" --camera "cam$i" --topic "$INPUT" --progress log "$VIDEO" >"$WORK/ingest$i.out"
 done
@@ -42,8 +43,9 @@ raw_pair() {
 }
 
 # CPU seconds (user + system) a live process has used so far.
-cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat" 2>/dev/null || echo 0; }
-BROKER_PID="${PIDS[0]}"
+cpu_s() { [ -n "$1" ] || { echo 0; return; }; awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# Empty with BENCH_BROKERS: the broker is not on this machine, and its CPU reads as 0.
+BROKER_PID="${PIDS[0]:-}"
 
 # e2e THREADS REPLICAS: steady-state frames/s of REPLICAS detect processes in one fresh group. Also records,
 # in $WORK/cpu.NAME, the CPU milliseconds per frame spent by detect, the broker and the subscriber: on a
