@@ -1,7 +1,7 @@
 //! Running totals for `tail --summary`: frames, cameras, label counts, duplicates (at-least-once delivery
 //! means the same result can arrive twice; its identity is camera + seq + model version).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::Instant;
 
 use framewire_proto::Detections;
@@ -11,7 +11,8 @@ pub struct Summary {
     pub messages: u64,
     pub duplicates: u64,
     pub undecodable: u64,
-    seen: HashSet<(String, u64, String)>,
+    /// Recent seqs per (camera, model version).
+    seen: HashMap<(String, String), Recent>,
     labels: BTreeMap<String, u64>,
     cameras: HashSet<String>,
     first: Option<Instant>,
@@ -25,6 +26,34 @@ pub struct Summary {
 
 /// Samples kept for the latency quantiles.
 const RESERVOIR: usize = 100_000;
+
+/// Seqs remembered per camera and model to recognise a repeat. At-least-once repeats arrive within the
+/// in-flight and not-yet-committed window (seconds of frames), far inside this; older seqs are forgotten so
+/// that a tail running for months stays bounded (about 1 MB per camera and model).
+const REMEMBERED: usize = 65_536;
+
+/// The last [`REMEMBERED`] distinct seqs of one camera and model.
+#[derive(Debug, Default)]
+struct Recent {
+    seqs: HashSet<u64>,
+    order: VecDeque<u64>,
+}
+
+impl Recent {
+    /// False if `seq` is among the remembered ones.
+    fn insert(&mut self, seq: u64) -> bool {
+        if !self.seqs.insert(seq) {
+            return false;
+        }
+        self.order.push_back(seq);
+        if self.order.len() > REMEMBERED
+            && let Some(old) = self.order.pop_front()
+        {
+            self.seqs.remove(&old);
+        }
+        true
+    }
+}
 
 /// The `q` quantile (0..=1) of `values`, nearest rank.
 pub fn quantile<T: Copy + PartialOrd>(values: &[T], q: f64) -> Option<T> {
@@ -43,7 +72,7 @@ impl Summary {
         self.messages += 1;
         self.first.get_or_insert(now);
         self.last = Some(now);
-        if !self.seen.insert((d.camera_id.clone(), d.seq, d.model_version.clone())) {
+        if !self.seen.entry((d.camera_id.clone(), d.model_version.clone())).or_default().insert(d.seq) {
             self.duplicates += 1;
             return false;
         }
@@ -152,6 +181,24 @@ mod tests {
         assert!(text.contains("3 frames detected from 2 camera(s), 1 duplicate(s)"), "{text}");
         assert!(text.contains("person 2, car 1"), "{text}");
         assert!(text.contains("latency capture to here n/a") && text.ends_with("2.0 frames/s"), "{text}");
+    }
+
+    #[test]
+    fn repeats_are_recognised_within_a_bounded_window_per_camera_and_model() {
+        let mut s = Summary::default();
+        let t0 = Instant::now();
+        for seq in 0..=REMEMBERED as u64 {
+            assert!(s.add(&det("a", seq, &[]), t0));
+        }
+        // The newest seqs are remembered, the oldest one forgotten: memory stays bounded.
+        assert!(!s.add(&det("a", REMEMBERED as u64, &[]), t0), "a recent repeat is a duplicate");
+        assert!(!s.add(&det("a", 1, &[]), t0), "still inside the window");
+        assert!(s.add(&det("a", 0, &[]), t0), "forgotten");
+        let recent = &s.seen[&("a".to_string(), "v1".to_string())];
+        assert_eq!((recent.seqs.len(), recent.order.len()), (REMEMBERED, REMEMBERED));
+        // Another camera has its own window.
+        assert!(s.add(&det("b", 1, &[]), t0));
+        assert_eq!(s.duplicates, 2);
     }
 
     #[test]
