@@ -192,7 +192,8 @@ fn a_dead_letter_too_large_for_its_topic_is_cut_short_and_the_partition_moves_on
     let (input, output) = (unique("frames"), unique("detections"));
     let dlq = format!("{input}.dlq");
     // The producer's own size limit refuses with the same error as a dead-letter topic whose
-    // max.message.bytes is smaller than the input topic's, and works on any broker.
+    // max.message.bytes is smaller than the input topic's, and works on any broker. A -X flag replaces the
+    // harness's FRAMEWIRE_KAFKA_OPTIONS, so its tansu work-around is repeated here.
     let limit = ["-X", "batch.num.messages=1", "-X", "message.max.bytes=20000"];
     let detect = broker.detect_with(&input, &output, &unique("group"), &limit);
 

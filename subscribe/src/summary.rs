@@ -14,7 +14,6 @@ pub struct Summary {
     /// Recent seqs per (camera, model version).
     seen: HashMap<(String, String), Recent>,
     labels: BTreeMap<String, u64>,
-    cameras: HashSet<String>,
     first: Option<Instant>,
     last: Option<Instant>,
     /// A uniform sample (reservoir) of (capture -> received ms, inference ms), bounded however long the tail
@@ -76,7 +75,6 @@ impl Summary {
             self.duplicates += 1;
             return false;
         }
-        self.cameras.insert(d.camera_id.clone());
         for b in &d.boxes {
             *self.labels.entry(b.label.clone()).or_default() += 1;
         }
@@ -139,7 +137,8 @@ impl Summary {
         format!(
             "summary: {} frames detected from {} camera(s), {} duplicate(s), {} undecodable; top labels: {}; latency capture to here {}; {} frames/s",
             self.frames(),
-            self.cameras.len(),
+            // A camera's first message is never a duplicate, so every camera seen has a window.
+            self.seen.keys().map(|(camera, _)| camera).collect::<HashSet<_>>().len(),
             self.duplicates,
             self.undecodable,
             if labels.is_empty() { "none".to_string() } else { labels.join(", ") },
