@@ -18,9 +18,7 @@ start_broker() {
     fi
     local port
     port="$(free_port)"
-    (cd "$WORK" && exec tansu broker --listener-url "tcp://127.0.0.1:$port" \
-        --advertised-listener-url "tcp://127.0.0.1:$port" --storage-engine memory://tansu/ >"$WORK/tansu.log" 2>&1) &
-    PIDS+=($!)
+    start_tansu "$WORK" "$port"
+    PIDS+=("$TANSU_PID")
     export FRAMEWIRE_BROKERS="127.0.0.1:$port"
-    for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
 }

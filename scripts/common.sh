@@ -42,3 +42,24 @@ PY
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
+
+# The patched local broker that scripts/install-broker.sh builds and links here.
+TANSU="$CACHE/bin/tansu"
+
+# start_tansu DIR PORT: starts tansu on 127.0.0.1:PORT with in-memory storage, running in DIR (it reads a
+# .env from its working directory, so DIR should be its own) and logging to DIR/tansu.log; sets TANSU_PID and
+# returns once it accepts connections, or fails naming the log.
+start_tansu() {
+    local dir="$1" port="$2"
+    [ -x "$TANSU" ] || die "$TANSU not found: run scripts/install-broker.sh (or make setup)"
+    (cd "$dir" && exec "$TANSU" broker --listener-url "tcp://127.0.0.1:$port" \
+        --advertised-listener-url "tcp://127.0.0.1:$port" --storage-engine memory://tansu/ \
+        >"$dir/tansu.log" 2>&1 </dev/null) &
+    TANSU_PID=$!
+    for _ in $(seq 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+        kill -0 "$TANSU_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    die "tansu did not start (see $dir/tansu.log)"
+}

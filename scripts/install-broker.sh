@@ -1,30 +1,89 @@
 #!/usr/bin/env bash
-# The local Kafka-protocol broker for the demo and the integration tests: tansu (Apache-2.0, Rust), built
-# from crates.io once and kept in ~/.cargo/bin. Production deployments use Apache Kafka (docker-compose.yml).
+# The local Kafka-protocol broker for the demo, the tests and the benchmarks: tansu 0.6.0 (Apache-2.0, Rust),
+# built once from its published crate sources with one patch of ours (scripts/tansu/*.patch), and linked
+# at .cache/bin/tansu, the one place every script and test starts it from. Production deployments use
+# Apache Kafka (docker-compose.yml); a user whose FRAMEWIRE_BROKERS points at one never needs this.
+#
+# Why patched: tansu 0.6.0 answers a fetch that starts inside a record batch with the next batch, so a
+# consumer resuming from a committed offset mid-batch silently loses the rest of that batch, and its
+# ListOffsets answers "latest" with the last batch's base offset + 1 and "by time" with the time each batch
+# was written. The patch makes all three answer as Apache Kafka does (memory storage; the SQLite storage
+# already stores and fetches record by record).
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 TANSU_VERSION=0.6.0
-# Memory storage for the demo and most tests; SQLite storage (libsql) for the test that restarts the broker
-# and expects its data back.
+# Memory storage for the demo and most tests; SQLite storage (libsql) for the tests that restart the broker
+# and expect their data back.
 TANSU_FEATURES=dynostore,libsql
+# The published crates, pinned: the broker itself and the storage crate the patch applies to.
+TANSU_CRATE_SHA256=4fdd85473ec265140488cf8d55e82b844f5c051c8916fabdd4a71156ac053f6d
+TANSU_STORAGE_CRATE_SHA256=720d2ed8e6010c70f7f06e5af5a7274ebbf6e42fdcd9e46de542b10dc4d2f35d
+PATCH="$ROOT/scripts/tansu/fetch-holding-batch-and-list-offsets.patch"
 
-# Whether this tansu is the right version and can open SQLite storage (an older install here was built
-# with memory storage only; it says "FeatureNotEnabled" when asked for sqlite://).
-usable() {
-    local bin="$1" dir port
-    [ -x "$bin" ] && "$bin" --version 2>/dev/null | grep -q "$TANSU_VERSION" || return 1
-    dir="$(mktemp -d)"
-    port=$((20000 + RANDOM % 20000))
-    (cd "$dir" && timeout 3 "$bin" broker --listener-url "tcp://127.0.0.1:$port" \
-        --advertised-listener-url "tcp://127.0.0.1:$port" --storage-engine sqlite://probe.db >"$dir/log" 2>&1 || true)
-    ! grep -q FeatureNotEnabled "$dir/log"
-    local ok=$?
-    rm -rf "$dir"
-    return $ok
-}
+# The build is keyed by version, features and patch: a tansu built from anything else (an unpatched one from
+# an earlier set-up, or one on PATH) is never used, and a changed patch rebuilds once.
+STAMP="tansu $TANSU_VERSION features=$TANSU_FEATURES patch=$(sha256_of "$PATCH")"
+PREFIX="$DL/tansu-$TANSU_VERSION"
+LINK="$CACHE/bin/tansu"
 
-for bin in "$(command -v tansu || true)" "$HOME/.cargo/bin/tansu"; do
-    [ -n "$bin" ] && usable "$bin" && exit 0
+if [ -x "$PREFIX/bin/tansu" ] && [ "$(cat "$PREFIX/STAMP" 2>/dev/null)" = "$STAMP" ]; then
+    mkdir -p "$(dirname "$LINK")"
+    ln -sfn "$PREFIX/bin/tansu" "$LINK"
+    exit 0
+fi
+
+log "building the tansu $TANSU_VERSION broker, patched, with memory and SQLite storage (one time, ~25 min on 2 cores)"
+WORK="$DL/tansu-build"
+rm -rf "$WORK/fetch" "$WORK/src"
+mkdir -p "$WORK/fetch/src" "$WORK/src"
+
+# cargo fetches the published crates (checked against the registry index); their manifests say where.
+cat >"$WORK/fetch/Cargo.toml" <<TOML
+[package]
+name = "tansu-sources"
+version = "0.0.0"
+edition = "2021"
+[dependencies]
+tansu = "=$TANSU_VERSION"
+tansu-storage = "=$TANSU_VERSION"
+TOML
+echo 'fn main() {}' >"$WORK/fetch/src/main.rs"
+(cd "$WORK/fetch" && cargo fetch --quiet)
+# tansu itself has no library target, so cargo leaves it out of the metadata; it is unpacked beside the
+# storage crate in the same registry directory.
+registry_src="$(cd "$WORK/fetch" && cargo metadata --format-version 1 --quiet | python3 -c '
+import json, os, sys
+print(next(os.path.dirname(os.path.dirname(p["manifest_path"])) for p in json.load(sys.stdin)["packages"]
+           if p["name"] == "tansu-storage" and p["version"] == sys.argv[1]))
+' "$TANSU_VERSION")"
+for crate in tansu tansu-storage; do
+    src="$registry_src/$crate-$TANSU_VERSION"
+    # The .crate archive cargo unpacked, in the registry's cache/ beside its src/.
+    archive="${src/\/registry\/src\//\/registry\/cache\/}.crate"
+    sum=TANSU_CRATE_SHA256
+    [ "$crate" = tansu-storage ] && sum=TANSU_STORAGE_CRATE_SHA256
+    verify "$archive" "${!sum}"
+    cp -r "$src" "$WORK/src/$crate"
 done
-log "building the tansu $TANSU_VERSION broker with memory and SQLite storage (one time, ~25-30 min on 2 cores)"
-cargo install tansu --version "$TANSU_VERSION" --locked --no-default-features --features "$TANSU_FEATURES" --force --quiet
+
+patch --quiet -p1 -d "$WORK/src/tansu-storage" <"$PATCH"
+cat >>"$WORK/src/tansu/Cargo.toml" <<TOML
+
+[workspace]
+
+[patch.crates-io]
+tansu-storage = { path = "../tansu-storage" }
+TOML
+
+# cargo build keeps the crate's own Cargo.lock, which pins every other dependency (cargo install would
+# resolve them anew); only tansu-storage's entry changes, to the patched path. The target directory is kept,
+# so that a changed patch recompiles only what depends on it.
+(cd "$WORK/src/tansu" && cargo build --quiet --release --no-default-features --features "$TANSU_FEATURES" \
+    --target-dir "$WORK/target")
+mkdir -p "$PREFIX/bin"
+cp "$WORK/target/release/tansu" "$PREFIX/bin/tansu.tmp"
+mv "$PREFIX/bin/tansu.tmp" "$PREFIX/bin/tansu"
+echo "$STAMP" >"$PREFIX/STAMP"
+mkdir -p "$(dirname "$LINK")"
+ln -sfn "$PREFIX/bin/tansu" "$LINK"
+log "tansu installed at $PREFIX/bin/tansu ($LINK)"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything framewire needs on a Debian/Ubuntu machine, idempotently: system packages, the
-# Kafka-protocol broker used locally (tansu), the ONNX Runtime library, the detector model and sample media.
+# Kafka-protocol broker used locally (tansu, unless FRAMEWIRE_BROKERS names another), the ONNX Runtime
+# library, the detector model and sample media.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 APT_PACKAGES=(
@@ -26,7 +27,13 @@ if [ "${#missing[@]}" -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-"$ROOT/scripts/install-broker.sh"
+# The local broker takes ~25 minutes to build once; a user whose FRAMEWIRE_BROKERS points at a Kafka of
+# their own never runs it, so it is not built for them (`make test` builds it: the tests start their own).
+if [ -z "${FRAMEWIRE_BROKERS:-}" ]; then
+    "$ROOT/scripts/install-broker.sh"
+else
+    log "using the Kafka at FRAMEWIRE_BROKERS=$FRAMEWIRE_BROKERS; the local broker is not built"
+fi
 "$ROOT/scripts/fetch-onnxruntime.sh"
 "$ROOT/models/fetch.sh"
 "$ROOT/scripts/fetch-media.sh"

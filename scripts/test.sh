@@ -5,7 +5,10 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 cd "$ROOT"
 
 "$ROOT/scripts/setup.sh"
+# The tests start brokers of their own, whatever FRAMEWIRE_BROKERS says.
+"$ROOT/scripts/install-broker.sh"
 "$ROOT/scripts/fetch-test-models.sh"
+"$ROOT/scripts/fetch-oracle.sh"
 for component in rustfmt clippy; do
     rustup component list --installed 2>/dev/null | grep -q "^$component" || rustup component add "$component"
 done

@@ -45,11 +45,21 @@ pub async fn serve(args: &MetricsArgs, registry: Registry, shutdown: Cancellatio
             let registry = registry.clone();
             // One short-lived task per scrape connection; scrapes are rare and bounded by the scraper.
             tokio::spawn(async move {
-                let mut buf = [0u8; 2048];
-                let n = match sock.read(&mut buf).await {
-                    Ok(n) => n,
-                    Err(_) => return,
+                // A request may arrive in pieces: read up to the end of its head (bounded in size and
+                // time), or a scraper still sending would meet a closed socket.
+                let mut buf = [0u8; 4096];
+                let mut n = 0;
+                let read_head = async {
+                    while n < buf.len() && !buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
+                        match sock.read(&mut buf[n..]).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(got) => n += got,
+                        }
+                    }
                 };
+                if tokio::time::timeout(std::time::Duration::from_secs(5), read_head).await.is_err() || n == 0 {
+                    return;
+                }
                 let request = String::from_utf8_lossy(&buf[..n]);
                 let path = request.split_whitespace().nth(1).unwrap_or("/");
                 let (status, ctype, body) = if path == "/metrics" {
@@ -132,6 +142,16 @@ mod tests {
         let mut body = String::new();
         s.read_to_string(&mut body).await.unwrap();
         assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
+        assert!(body.contains("framewire_test_total 3"), "{body}");
+
+        // A request that arrives in two pieces is answered once it is whole.
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\n").await.unwrap();
+        s.flush().await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        s.write_all(b"host: x\r\n\r\n").await.unwrap();
+        let mut body = String::new();
+        s.read_to_string(&mut body).await.unwrap();
         assert!(body.contains("framewire_test_total 3"), "{body}");
         token.cancel();
     }

@@ -1,15 +1,28 @@
-//! The group consumer: at-least-once settings, and rebalance handling that keeps the offset tracker in step
-//! with the assignment and commits what is done before partitions move away.
+//! The group consumer: at-least-once settings; rebalance handling that keeps the offset tracker in step
+//! with the assignment and commits what is done before partitions move away; and the poll loop that feeds
+//! the pipeline, pausing the input while the pipeline holds as many frames as it may.
+//!
+//! Everything here runs on the consumer's own thread: librdkafka runs rebalance callbacks inside `poll`,
+//! and they make blocking broker calls (a synchronous commit, committed offsets, offsets by time), which
+//! must not run on an async worker.
 
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
-use tracing::{info, warn};
+use tokio::sync::{Semaphore, TryAcquireError, mpsc};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
 
+use crate::failure::{self, Verdict};
 use crate::offsets::OffsetTracker;
+use crate::{Error, Job, Result, metrics};
 
 /// Consumer settings framewire relies on; `-X` can still override them.
 pub fn consumer_settings(group: &str, instance_id: Option<&str>) -> Vec<(String, String)> {
@@ -50,7 +63,10 @@ pub struct GroupContext {
     pub start: Option<StartAt>,
     /// Partitions started from a replay time: messages older than it are skipped, since not every
     /// Kafka-protocol broker implements the time index behind `offsets_for_times`.
-    pub replayed: Arc<Mutex<std::collections::HashSet<i32>>>,
+    pub replayed: Arc<Mutex<HashSet<i32>>>,
+    /// Whether the poll loop has paused the input (the pipeline is full). Partitions assigned meanwhile
+    /// are paused as they arrive, so no message comes in without room for it.
+    pub paused: Arc<AtomicBool>,
 }
 
 impl ClientContext for GroupContext {}
@@ -128,6 +144,13 @@ impl ConsumerContext for GroupContext {
                 if let Err(e) = consumer.assign(tpl) {
                     warn!(error = %e, "assign failed");
                 }
+                // New partitions must not fetch while the pipeline is full, nor stay paused from an earlier
+                // assignment when it is not.
+                let paused = self.paused.load(Ordering::SeqCst);
+                let r = if paused { consumer.pause(tpl) } else { consumer.resume(tpl) };
+                if let Err(e) = r {
+                    warn!(error = %e, paused, "cannot set the pause state of assigned partitions");
+                }
                 self.post_rebalance(consumer, &rebalance);
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
@@ -181,5 +204,176 @@ pub fn commit_sync<C: ConsumerContext>(consumer: &impl Consumer<C>) {
         Ok(()) => {}
         Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
         Err(e) => warn!(error = %e, "offset commit failed (the frames will be processed again)"),
+    }
+}
+
+/// How long one poll waits for a message. It bounds how soon the loop sees shutdown and freed room.
+const POLL: Duration = Duration::from_millis(50);
+
+/// What the poll loop needs.
+pub(crate) struct Intake {
+    pub consumer: Arc<BaseConsumer<GroupContext>>,
+    pub tracker: Arc<Mutex<OffsetTracker>>,
+    pub jobs: mpsc::Sender<Job>,
+    /// One permit per frame consumed and not yet acknowledged (result or dead letter delivered): the
+    /// bound on what detect holds in memory.
+    pub capacity: Arc<Semaphore>,
+    pub paused: Arc<AtomicBool>,
+    pub stop: CancellationToken,
+    pub metrics: metrics::Metrics,
+    /// Replay by time: the start time, and the partitions it applies to.
+    pub replay_from: Option<(i64, Arc<Mutex<HashSet<i32>>>)>,
+    pub topic: String,
+    /// How long the input topic may be missing before detect stops.
+    pub missing_timeout: Duration,
+}
+
+/// Reads the group's messages into the pipeline until `stop`, or until a fatal consumer error.
+///
+/// A message is taken only with a capacity permit. When none is left (results cannot be delivered as
+/// fast as frames arrive, or not at all), the assigned partitions are paused: librdkafka drops what it
+/// prefetched for them and, on resume, fetches again from the first message not taken. Polling goes on
+/// meanwhile, so rebalances are served and the group does not evict this member for not polling.
+pub(crate) fn consume(i: Intake) -> Result<()> {
+    let mut missing_since: Option<Instant> = None;
+    let mut last_error: Option<(String, Instant)> = None;
+    while !i.stop.is_cancelled() {
+        let full = i.capacity.available_permits() == 0;
+        if full != i.paused.load(Ordering::SeqCst) {
+            set_paused(&i, full);
+        }
+        let Some(polled) = i.consumer.poll(POLL) else {
+            if let Some(since) = missing_since {
+                missing_since = check_missing(&i, since)?;
+            }
+            continue;
+        };
+        let m = match polled {
+            Ok(m) => m,
+            Err(e) => {
+                match failure::verdict(&e) {
+                    Verdict::Fatal(advice) => {
+                        let reason = match i.consumer.client().fatal_error() {
+                            Some((code, reason)) => format!("{reason} ({code:?})"),
+                            None => e.to_string(),
+                        };
+                        return Err(Error::KafkaFatal { what: format!("consuming {}", i.topic), reason, advice });
+                    }
+                    Verdict::Missing => {
+                        missing_since.get_or_insert_with(Instant::now);
+                    }
+                    Verdict::Retry | Verdict::TooLarge => {}
+                }
+                // librdkafka retries by itself; one line per distinct error (or per 10 s) is enough.
+                let text = e.to_string();
+                if last_error.as_ref().is_none_or(|(t, at)| *t != text || at.elapsed() > Duration::from_secs(10)) {
+                    warn!(error = %text, "consumer error");
+                    last_error = Some((text, Instant::now()));
+                }
+                continue;
+            }
+        };
+        missing_since = None;
+        let permit = match i.capacity.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(TryAcquireError::Closed) => return Ok(()),
+            // Only this thread takes permits, and it paused the input when none was left, so this needs a
+            // partition delivering despite the pause; wait for room rather than hold more than the bound.
+            Err(TryAcquireError::NoPermits) => match wait_for_permit(&i) {
+                Some(p) => p,
+                None => return Ok(()),
+            },
+        };
+        debug!(partition = m.partition(), offset = m.offset(), "consumed");
+        let Some(ticket) = i.tracker.lock().ok().and_then(|mut t| t.begin(m.partition(), m.offset())) else {
+            continue;
+        };
+        if let Some((from_ms, replayed)) = &i.replay_from {
+            let older = m.timestamp().to_millis().is_some_and(|t| t < *from_ms);
+            if older && replayed.lock().is_ok_and(|r| r.contains(&m.partition())) {
+                // Before the replay window: done without processing.
+                crate::output::finish(i.consumer.as_ref(), &i.tracker, &i.topic, ticket);
+                continue;
+            }
+        }
+        i.metrics.in_flight.inc();
+        let job = Job {
+            ticket,
+            key: m.key().map(<[u8]>::to_vec),
+            payload: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+            headers: m.headers().map(|h| h.detach()),
+            received: Instant::now(),
+            permit,
+        };
+        // The channel is small and inference drains it steadily, so this waits at most a few frames'
+        // inference time; the permit bound, not this wait, is what holds the input back for long.
+        if i.jobs.blocking_send(job).is_err() {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+fn set_paused(i: &Intake, paused: bool) {
+    // Set first: a rebalance inside the next poll applies it to newly assigned partitions.
+    i.paused.store(paused, Ordering::SeqCst);
+    let assignment = match i.consumer.assignment() {
+        Ok(a) => a,
+        Err(e) => {
+            warn!(error = %e, "cannot read the assignment to pause or resume it");
+            return;
+        }
+    };
+    let r = if paused { i.consumer.pause(&assignment) } else { i.consumer.resume(&assignment) };
+    if let Err(e) = r {
+        warn!(error = %e, paused, "cannot pause or resume the input");
+    }
+    let in_flight = i.tracker.lock().map(|t| t.in_flight()).unwrap_or(0);
+    if paused {
+        info!(in_flight, "pipeline full (results are not being delivered as fast as frames arrive): input paused");
+    } else {
+        info!(in_flight, "room in the pipeline again: input resumed");
+    }
+}
+
+fn wait_for_permit(i: &Intake) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    loop {
+        match i.capacity.clone().try_acquire_owned() {
+            Ok(p) => return Some(p),
+            Err(TryAcquireError::Closed) => return None,
+            Err(TryAcquireError::NoPermits) if i.stop.is_cancelled() => return None,
+            Err(TryAcquireError::NoPermits) => std::thread::sleep(POLL),
+        }
+    }
+}
+
+/// After the input topic was reported missing: once that has lasted `missing_timeout`, asks the broker
+/// whether it exists. Returns the new "missing since", or the error that stops detect.
+fn check_missing(i: &Intake, since: Instant) -> Result<Option<Instant>> {
+    if since.elapsed() < i.missing_timeout {
+        return Ok(Some(since));
+    }
+    match i.consumer.fetch_metadata(Some(&i.topic), Duration::from_secs(10)) {
+        Ok(md) => {
+            let gone = md.topics().iter().all(|t| {
+                t.partitions().is_empty()
+                    || t.error().is_some_and(|e| failure::classify(RDKafkaErrorCode::from(e)) == Verdict::Missing)
+            });
+            if gone {
+                Err(Error::TopicGone {
+                    role: "input",
+                    topic: i.topic.clone(),
+                    flag: "--input-topic",
+                    waited: since.elapsed(),
+                })
+            } else {
+                Ok(None)
+            }
+        }
+        // No answer is not proof of absence: keep waiting and ask again.
+        Err(e) => {
+            warn!(error = %e, topic = %i.topic, "cannot read the input topic's metadata");
+            Ok(Some(since))
+        }
     }
 }

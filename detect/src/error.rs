@@ -25,6 +25,16 @@ pub enum Error {
     Common(#[from] framewire_common::Error),
     #[error("Kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
+    #[error(
+        "the {role} topic {topic} does not exist on the broker (missing for {waited:?}; deleted while detect ran?): create it again or point {flag} at an existing topic; frames not yet delivered stay uncommitted and are processed after a restart"
+    )]
+    TopicGone { role: &'static str, topic: String, flag: &'static str, waited: std::time::Duration },
+    #[error("{what}: {reason}: {advice}")]
+    KafkaFatal { what: String, reason: String, advice: &'static str },
+    #[error(
+        "the {stage} stage panicked: {message}. This is a bug in detect; frames not yet delivered stay uncommitted and are processed after a restart"
+    )]
+    StagePanicked { stage: &'static str, message: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -6,46 +6,54 @@
 //! overlap with inference and a slow stage slows the ones before it:
 //!
 //! ```text
-//! consumer (async) -> preprocess (thread) -> inference (thread) -> output (async: produce, store offsets)
+//! consumer (thread) -> preprocess (thread) -> inference (thread) -> output (async: produce, store offsets)
 //!                           \___________ dead letters ____________/
 //! ```
 //!
+//! A frame is taken only with one of `--max-pending` permits, given back when its result or dead letter is
+//! acknowledged: when the output cannot keep up, the consumer pauses its partitions instead of memory
+//! growing. A stage that fails for good (a fatal Kafka error, a panic) stops the replica with an error
+//! naming it.
+//!
 //! # Layout
-//! - [`consumer`]: group settings and rebalance handling.
+//! - [`consumer`]: group settings, rebalance handling, and the poll loop that pauses the input when full.
 //! - [`offsets`]: in-order offset tracking per partition.
 //! - [`preprocess`]: JPEG decode, resize, normalise.
 //! - [`model`]: ONNX Runtime session and decoding to boxes; [`spec`] its metadata file.
 //! - [`ssd`], [`yolo`], [`nms`], [`labels`]: output decoding.
+//! - [`output`]: publishing results and dead letters, storing offsets once acknowledged.
+//! - [`failure`]: which Kafka errors are retried and which stop detect.
+//! - [`supervise`]: stage threads and tasks whose failure or panic stops the replica.
 //! - [`metrics`]: Prometheus metrics.
 
 pub mod consumer;
 pub mod error;
+pub mod failure;
 pub mod labels;
 pub mod metrics;
 pub mod model;
 pub mod nms;
 pub mod offsets;
+pub mod output;
 pub mod preprocess;
 pub mod spec;
 pub mod ssd;
+pub mod supervise;
 pub mod yolo;
 
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use futures::StreamExt;
-use futures::stream::FuturesUnordered;
-use prost::Message as _;
-use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::{Header, Message, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::OwnedHeaders;
+use rdkafka::producer::{FutureProducer, Producer};
 use rdkafka::{Offset, TopicPartitionList};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use framewire_common::dead_letter::{self, Fit};
 use framewire_common::kafka::KafkaArgs;
 use framewire_common::metrics::MetricsArgs;
 use framewire_proto::{Detections, SCHEMA_VERSION, names};
@@ -54,6 +62,7 @@ pub use error::{Error, Result};
 use model::{Detector, ModelOptions};
 use offsets::{OffsetTracker, Ticket};
 use preprocess::Prepared;
+use supervise::Supervisor;
 
 /// Command-line configuration of `detect`.
 #[derive(Debug, Clone, clap::Parser)]
@@ -166,6 +175,18 @@ pub struct Config {
     #[arg(long, env = "FRAMEWIRE_RETRIES", default_value_t = 5)]
     pub retries: u32,
 
+    /// Most frames consumed and not yet acknowledged (their result or dead letter not yet delivered). When
+    /// the output cannot keep up, detect pauses its input at this many instead of holding more; memory
+    /// stays within about this many frames.
+    #[arg(long, env = "FRAMEWIRE_MAX_PENDING", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_pending: u32,
+
+    /// How long the input, output or dead-letter topic may be missing on the broker (deleted while detect
+    /// runs) before detect stops with an error. Frames wait meanwhile, so a topic re-created in time loses
+    /// nothing.
+    #[arg(long, env = "FRAMEWIRE_MISSING_TOPIC_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub missing_topic_timeout: Duration,
+
     /// On shutdown, how long to let in-flight frames finish before leaving them to the next owner.
     #[arg(long, env = "FRAMEWIRE_DRAIN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub drain_timeout: Duration,
@@ -216,12 +237,14 @@ fn parse_class_conf(s: &str) -> std::result::Result<(String, f32), String> {
 }
 
 /// A consumed message travelling through the pipeline.
-struct Job {
+pub(crate) struct Job {
     ticket: Ticket,
     key: Option<Vec<u8>>,
     payload: Vec<u8>,
     headers: Option<OwnedHeaders>,
     received: Instant,
+    /// Room taken in the pipeline, given back once the frame's result or dead letter is acknowledged.
+    permit: OwnedSemaphorePermit,
 }
 
 /// A frame ready for inference.
@@ -232,8 +255,8 @@ struct PreparedJob {
 }
 
 /// What the output stage publishes for a job.
-enum Outcome {
-    Detected { ticket: Ticket, detections: Detections },
+pub(crate) enum Outcome {
+    Detected { ticket: Ticket, detections: Detections, permit: OwnedSemaphorePermit },
     Dead { job: Job, reason: String, kind: &'static str },
 }
 
@@ -278,13 +301,15 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<Summary>
         _ => None,
     };
     let replayed = Arc::new(Mutex::new(std::collections::HashSet::new()));
+    let paused = Arc::new(AtomicBool::new(false));
     let context = consumer::GroupContext {
         tracker: tracker.clone(),
         topic: config.input_topic.clone(),
         start,
         replayed: replayed.clone(),
+        paused: paused.clone(),
     };
-    let consumer: Arc<StreamConsumer<consumer::GroupContext>> =
+    let consumer: Arc<BaseConsumer<consumer::GroupContext>> =
         Arc::new(config.kafka.config(&base)?.create_with_context(context)?);
     consumer.subscribe(&[&config.input_topic])?;
     let producer: FutureProducer = config
@@ -299,71 +324,124 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<Summary>
         ])?
         .create()?;
     info!(group = %config.group, input = %config.input_topic, output = %config.output_topic, dlq = %dlq,
-        model = %detector.name, version = %detector.version, "detect started");
+        model = %detector.name, version = %detector.version, max_pending = config.max_pending, "detect started");
 
+    // Stops on shutdown, and on the first stage failure.
+    let stop = shutdown.child_token();
+    let sup = Supervisor::new(stop.clone());
+    let capacity = Arc::new(Semaphore::new(config.max_pending as usize));
     let (job_tx, job_rx) = mpsc::channel::<Job>(16);
     let (prep_tx, prep_rx) = mpsc::channel::<PreparedJob>(4);
     let (out_tx, out_rx) = mpsc::channel::<Outcome>(32);
 
+    let consuming = {
+        let intake = consumer::Intake {
+            consumer: consumer.clone(),
+            tracker: tracker.clone(),
+            jobs: job_tx,
+            capacity,
+            paused,
+            stop: stop.clone(),
+            metrics: metrics.clone(),
+            replay_from: config.from_timestamp.map(|ms| (ms, replayed)),
+            topic: config.input_topic.clone(),
+            missing_timeout: config.missing_topic_timeout,
+        };
+        let stop = stop.clone();
+        // Nothing is consumed once this ends, for whatever reason: the rest drains and detect stops.
+        sup.thread("consumer", move || {
+            let r = consumer::consume(intake);
+            stop.cancel();
+            r
+        })?
+    };
     let pre = {
         let out_tx = out_tx.clone();
-        std::thread::Builder::new()
-            .name("preprocess".into())
-            .spawn(move || preprocess_stage(preprocessor, job_rx, prep_tx, out_tx))
-            .map_err(|e| Error::Inference(format!("cannot start preprocess thread: {e}")))?
+        sup.thread("preprocess", move || {
+            preprocess_stage(preprocessor, job_rx, prep_tx, out_tx);
+            Ok(())
+        })?
     };
     let inf = {
         let (metrics, retries, wait) = (metrics.clone(), config.retries, config.max_batch_wait);
-        std::thread::Builder::new()
-            .name("inference".into())
-            .spawn(move || inference_stage(detector, prep_rx, out_tx, metrics, retries, wait))
-            .map_err(|e| Error::Inference(format!("cannot start inference thread: {e}")))?
+        sup.thread("inference", move || {
+            inference_stage(detector, prep_rx, out_tx, metrics, retries, wait);
+            Ok(())
+        })?
     };
-    let output = tokio::spawn(output_stage(
-        out_rx,
+    let mut output = sup.task(
+        "output",
+        output::output_stage(
+            out_rx,
+            output::Output {
+                producer: producer.clone(),
+                consumer: consumer.clone(),
+                tracker: tracker.clone(),
+                input_topic: config.input_topic.clone(),
+                output_topic: config.output_topic.clone(),
+                dlq_topic: dlq.clone(),
+                missing_timeout: config.missing_topic_timeout,
+                metrics: metrics.clone(),
+            },
+        ),
+    );
+    let watch = tokio::spawn(output::watch_topics(
         producer.clone(),
-        consumer.clone(),
-        tracker.clone(),
-        config.clone(),
-        metrics.clone(),
+        vec![("output", config.output_topic.clone()), ("dead-letter", dlq.clone())],
+        stop.clone(),
     ));
-
     let status = tokio::spawn(status_loop(
         consumer.clone(),
         tracker.clone(),
         config.input_topic.clone(),
         config.status_interval,
         metrics.clone(),
-        shutdown.clone(),
+        stop.clone(),
     ));
-    let replay_from = config.from_timestamp.map(|ms| (ms, replayed));
-    consume(&consumer, &tracker, job_tx, &shutdown, &metrics, replay_from, &config.input_topic).await;
-    status.abort();
 
-    // Shutdown: the input channel is closed; the stages drain what they hold.
+    stop.cancelled().await;
+    status.abort();
+    watch.abort();
+    let _ = status.await;
+    let _ = watch.await;
+
+    // The consumer has stopped taking frames; the stages drain what they hold.
     info!(in_flight = tracker.lock().map(|t| t.in_flight()).unwrap_or(0), "draining in-flight frames");
-    let drained = tokio::time::timeout(config.drain_timeout, output).await;
-    let summary = match drained {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => return Err(join_err(e)),
+    let summary = match tokio::time::timeout(config.drain_timeout, &mut output).await {
+        Ok(Ok(s)) => s.unwrap_or_default(),
+        Ok(Err(e)) => {
+            sup.fail(Error::StagePanicked { stage: "output", message: e.to_string() });
+            Summary::default()
+        }
         Err(_) => {
             warn!(timeout = ?config.drain_timeout, "drain timed out: unfinished frames will be processed again by the next owner");
+            output.abort();
+            let _ = output.await;
             Summary::default()
         }
     };
-    consumer::commit_sync(consumer.as_ref());
-    if let Ok(tpl) = consumer.committed(Duration::from_secs(5)) {
-        let committed: Vec<String> =
-            tpl.elements().iter().map(|e| format!("{}:{:?}", e.partition(), e.offset())).collect();
-        info!(committed = ?committed, "offsets committed");
-    }
-    let _ = producer.flush(Duration::from_secs(10));
-    // The stage threads end once their channels close; inference may still be finishing one call.
-    let _ = tokio::task::spawn_blocking(move || {
+    // A producer that failed for good, or a topic that is gone, will not take the rest either.
+    let flush_for = if sup.failed() { Duration::from_secs(2) } else { Duration::from_secs(10) };
+    // Committing, reading back the commit, flushing and leaving the group block on the broker.
+    let closed = tokio::task::spawn_blocking(move || {
+        let _ = consuming.join();
+        consumer::commit_sync(consumer.as_ref());
+        if let Ok(tpl) = consumer.committed(Duration::from_secs(5)) {
+            let committed: Vec<String> =
+                tpl.elements().iter().map(|e| format!("{}:{:?}", e.partition(), e.offset())).collect();
+            info!(committed = ?committed, "offsets committed");
+        }
+        let _ = producer.flush(flush_for);
+        // Closing the consumer (with its last reference) leaves the group.
+        drop(consumer);
+        // The stage threads end once their channels close; inference may still be finishing one call.
         let _ = pre.join();
         let _ = inf.join();
-    })
-    .await;
+    });
+    let _ = closed.await;
+    if let Some(e) = sup.take_failure() {
+        return Err(e);
+    }
     info!(detected = summary.detected, dead_lettered = summary.dead_lettered, "detect stopped");
     Ok(summary)
 }
@@ -372,57 +450,9 @@ fn join_err(e: tokio::task::JoinError) -> Error {
     Error::Inference(format!("task failed: {e}"))
 }
 
-/// Reads the group's messages into the pipeline until shutdown.
-async fn consume(
-    consumer: &StreamConsumer<consumer::GroupContext>,
-    tracker: &Mutex<OffsetTracker>,
-    job_tx: mpsc::Sender<Job>,
-    shutdown: &CancellationToken,
-    metrics: &metrics::Metrics,
-    replay_from: Option<(i64, Arc<Mutex<std::collections::HashSet<i32>>>)>,
-    topic: &str,
-) {
-    loop {
-        let msg = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            m = consumer.recv() => m,
-        };
-        let m = match msg {
-            Ok(m) => m,
-            Err(e) => {
-                warn!(error = %e, "consumer error");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                continue;
-            }
-        };
-        debug!(partition = m.partition(), offset = m.offset(), "consumed");
-        let Some(ticket) = tracker.lock().ok().and_then(|mut t| t.begin(m.partition(), m.offset())) else { continue };
-        if let Some((from_ms, replayed)) = &replay_from {
-            let older = m.timestamp().to_millis().is_some_and(|t| t < *from_ms);
-            if older && replayed.lock().is_ok_and(|r| r.contains(&m.partition())) {
-                // Before the replay window: done without processing.
-                finish(consumer, tracker, topic, ticket);
-                continue;
-            }
-        }
-        metrics.in_flight.inc();
-        let job = Job {
-            ticket,
-            key: m.key().map(<[u8]>::to_vec),
-            payload: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
-            headers: m.headers().map(|h| h.detach()),
-            received: Instant::now(),
-        };
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            sent = job_tx.send(job) => if sent.is_err() { break },
-        }
-    }
-}
-
 /// Logs a status line every `every` (frames, rate, in flight, lag) and keeps the lag gauge current.
 async fn status_loop(
-    consumer: Arc<StreamConsumer<consumer::GroupContext>>,
+    consumer: Arc<BaseConsumer<consumer::GroupContext>>,
     tracker: Arc<Mutex<OffsetTracker>>,
     topic: String,
     every: Duration,
@@ -452,7 +482,7 @@ async fn status_loop(
 /// first frame not yet done), exported as a gauge. Returns the total. Asked of the broker directly rather
 /// than taken from librdkafka's statistics, whose high watermark some Kafka-protocol brokers report loosely.
 fn measure_lag(
-    consumer: &StreamConsumer<consumer::GroupContext>,
+    consumer: &BaseConsumer<consumer::GroupContext>,
     tracker: &Mutex<OffsetTracker>,
     topic: &str,
     metrics: &metrics::Metrics,
@@ -588,7 +618,8 @@ fn inference_stage(
                     };
                     debug!(camera = %f.camera_id, seq = f.seq, boxes = detections.boxes.len(),
                         queued_ms = j.job.received.elapsed().as_millis() as u64, "frame detected");
-                    if out.blocking_send(Outcome::Detected { ticket: j.job.ticket, detections }).is_err() {
+                    let (ticket, permit) = (j.job.ticket, j.job.permit);
+                    if out.blocking_send(Outcome::Detected { ticket, detections, permit }).is_err() {
                         return;
                     }
                 }
@@ -603,132 +634,6 @@ fn inference_stage(
                 }
             }
         }
-    }
-}
-
-/// Publishes results and dead letters; stores a frame's offset once its message is acknowledged.
-async fn output_stage(
-    mut outcomes: mpsc::Receiver<Outcome>,
-    producer: FutureProducer,
-    consumer: Arc<StreamConsumer<consumer::GroupContext>>,
-    tracker: Arc<Mutex<OffsetTracker>>,
-    config: Config,
-    metrics: metrics::Metrics,
-) -> Summary {
-    let dlq = config.dlq_topic();
-    let mut summary = Summary::default();
-    let mut pending = FuturesUnordered::new();
-    let mut open = true;
-    while open || !pending.is_empty() {
-        tokio::select! {
-            o = outcomes.recv(), if open => match o {
-                None => open = false,
-                Some(Outcome::Detected { ticket, detections }) => {
-                    for b in &detections.boxes {
-                        metrics.boxes.with_label_values(&[&b.label]).inc();
-                    }
-                    let latency = (detections.detected_time_ms - detections.capture_time_ms).max(0) as f64 / 1000.0;
-                    metrics.latency_seconds.observe(latency);
-                    let mut d = detections;
-                    d.source_topic = config.input_topic.clone();
-                    let camera = d.camera_id.clone();
-                    let headers = OwnedHeaders::new()
-                        .insert(Header { key: names::HEADER_SCHEMA, value: Some(&SCHEMA_VERSION.to_string()) })
-                        .insert(Header { key: names::HEADER_TYPE, value: Some(names::TYPE_DETECTIONS) });
-                    let msg = OutMsg { topic: config.output_topic.clone(), key: Some(camera.clone().into_bytes()), payload: d.encode_to_vec(), headers, fit: None };
-                    pending.push(deliver(producer.clone(), msg, ticket, Delivered::Detections(camera), metrics.clone()));
-                }
-                Some(Outcome::Dead { job, reason, kind }) => {
-                    let t = job.ticket;
-                    warn!(partition = t.partition, offset = t.offset, %reason, "dead-lettering message");
-                    metrics.dead_letters.with_label_values(&[kind]).inc();
-                    let source = format!("{}/{}/{}", config.input_topic, t.partition, t.offset);
-                    let mut headers = job.headers.unwrap_or_default();
-                    headers = headers
-                        .insert(Header { key: names::HEADER_DLQ_REASON, value: Some(&reason) })
-                        .insert(Header { key: names::HEADER_DLQ_SOURCE, value: Some(&source) });
-                    let fit = Some(Fit::new(job.payload.len()));
-                    let msg = OutMsg { topic: dlq.clone(), key: job.key, payload: job.payload, headers, fit };
-                    pending.push(deliver(producer.clone(), msg, t, Delivered::DeadLetter, metrics.clone()));
-                }
-            },
-            Some((ticket, what)) = pending.next(), if !pending.is_empty() => {
-                match what {
-                    Delivered::Detections(camera) => {
-                        summary.detected += 1;
-                        metrics.frames.with_label_values(&[&camera]).inc();
-                    }
-                    Delivered::DeadLetter => summary.dead_lettered += 1,
-                }
-                metrics.in_flight.dec();
-                finish(consumer.as_ref(), &tracker, &config.input_topic, ticket);
-            }
-        }
-    }
-    summary
-}
-
-struct OutMsg {
-    topic: String,
-    key: Option<Vec<u8>>,
-    payload: Vec<u8>,
-    headers: OwnedHeaders,
-    /// Set for dead letters, whose payload is cut rather than retried forever when refused as too large.
-    fit: Option<Fit>,
-}
-
-enum Delivered {
-    Detections(String),
-    DeadLetter,
-}
-
-/// Produces `msg` until the broker acknowledges it. Giving up would lose the frame (its offset could never
-/// be stored), so a failing broker stalls this partition instead, with a warning per attempt.
-async fn deliver(
-    producer: FutureProducer,
-    mut msg: OutMsg,
-    ticket: Ticket,
-    what: Delivered,
-    metrics: metrics::Metrics,
-) -> (Ticket, Delivered) {
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        let (payload, headers) = match &msg.fit {
-            Some(fit) => (&msg.payload[..fit.kept()], fit.headers(&msg.headers)),
-            None => (&msg.payload[..], msg.headers.clone()),
-        };
-        let mut record = FutureRecord::to(&msg.topic).payload(payload).headers(headers);
-        if let Some(k) = &msg.key {
-            record = record.key(k);
-        }
-        match producer.send(record, Duration::from_secs(30)).await {
-            Ok(_) => return (ticket, what),
-            Err((e, _)) if dead_letter::too_large(&e) && msg.fit.as_mut().is_some_and(Fit::shrink) => {
-                let kept = msg.fit.map_or(0, |f| f.kept());
-                warn!(topic = %msg.topic, original_bytes = msg.payload.len(), kept_bytes = kept,
-                    "dead letter refused as too large; sending it cut short");
-            }
-            Err((e, _)) => {
-                metrics.delivery_retries.inc();
-                warn!(topic = %msg.topic, error = %e, retry_in = ?backoff, "delivery failed, retrying");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(10));
-            }
-        }
-    }
-}
-
-/// Marks a frame done and, if that moved its partition's committable position, stores the new offset for
-/// the next commit.
-fn finish(consumer: &impl Consumer<consumer::GroupContext>, tracker: &Mutex<OffsetTracker>, topic: &str, t: Ticket) {
-    let Some(next) = tracker.lock().ok().and_then(|mut tr| tr.finish(t)) else { return };
-    let partition = t.partition;
-    let mut tpl = TopicPartitionList::new();
-    if tpl.add_partition_offset(topic, partition, Offset::Offset(next)).is_ok()
-        && let Err(e) = consumer.store_offsets(&tpl)
-    {
-        // Happens when the partition was just revoked: the new owner re-processes from the last commit.
-        debug!(partition, offset = next, error = %e, "offset not stored");
     }
 }
 

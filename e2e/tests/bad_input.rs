@@ -31,7 +31,15 @@ fn missing_file_and_non_video_fail_before_touching_kafka() {
     let out = no_broker(&[text.to_str().unwrap()]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("cannot open") && stderr(&out).contains("notes.mp4"), "{}", stderr(&out));
-    report("missing file; random bytes named .mp4 (clear error, Kafka untouched)", 0, 0, 0, 0);
+
+    // With a broker there, the same errors leave its topic empty.
+    let broker = Broker::start();
+    let topic = unique("frames");
+    for source in ["/nonexistent/clip.mp4", text.to_str().unwrap()] {
+        let out = broker.ingest(&["--topic", &topic, source]);
+        assert!(!out.status.success(), "{source}: {}", stdout(&out));
+    }
+    Tally::untouched(&broker, &topic).report("missing file; random bytes named .mp4 (clear error, Kafka untouched)");
 }
 
 #[test]
@@ -65,7 +73,14 @@ fn an_empty_file_and_an_audio_only_file_are_clear_errors() {
     let out = no_broker(&audio);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("tone.m4a has no video stream"), "{}", stderr(&out));
-    report("zero-byte file; audio-only file (clear errors)", 0, 0, 0, 0);
+
+    let broker = Broker::start();
+    let topic = unique("frames");
+    for source in [&empty, &audio] {
+        let out = broker.ingest(&["--topic", &topic, source.to_str().unwrap()]);
+        assert!(!out.status.success(), "{}: {}", source.display(), stdout(&out));
+    }
+    Tally::untouched(&broker, &topic).report("zero-byte file; audio-only file (clear errors)");
 }
 
 #[test]
@@ -92,24 +107,30 @@ fn a_video_with_damaged_frames_publishes_the_rest_and_counts_the_loss() {
     let lost = ingest_count(&printed, "damaged", "lost to damaged data");
     assert!(lost > 0, "{printed}");
     assert_eq!(published + lost, 250, "every one of the 250 frames is published or counted as lost: {printed}");
-    assert_eq!(broker.read(&topic, published as usize + 1, Duration::from_secs(4)).len() as u64, published);
-    report(&format!("video with damaged frames ({lost} lost to damage, counted)"), 250, published, 0, 0);
+    let tally = Tally::published(&broker, &topic, "damaged", published, Duration::from_secs(20));
+    assert_eq!((tally.frames_out, tally.lost, tally.duplicates), (published, 0, 0), "{tally:?}");
+    tally.report(&format!("video with damaged frames ({lost} lost to damage, counted)"));
 }
 
 #[test]
 fn unreachable_broker_is_a_bounded_wait_and_a_clear_error() {
+    // A broker that is down (its port refuses connections) and comes back after ingest gave up: nothing
+    // half-sent turns up in it later.
+    let mut broker = Broker::start();
+    broker.kill();
+    let topic = unique("frames");
     let started = Instant::now();
-    let out = std::process::Command::new(bin("ingest"))
-        .args(["--connect-timeout", "2s"])
+    let out = broker
+        .cmd("ingest")
+        .args(["--connect-timeout", "2s", "--topic", &topic])
         .arg(media("bikes.mp4"))
-        .env("FRAMEWIRE_BROKERS", "127.0.0.1:9")
-        .env("FRAMEWIRE_METRICS_LISTEN", "off")
         .output()
         .unwrap();
     assert!(!out.status.success());
     assert!(started.elapsed() < Duration::from_secs(20), "waited {:?}", started.elapsed());
-    assert!(stderr(&out).contains("cannot reach Kafka at 127.0.0.1:9"), "{}", stderr(&out));
-    report("unreachable broker (bounded wait, clear error)", 0, 0, 0, 0);
+    assert!(stderr(&out).contains(&format!("cannot reach Kafka at {}", broker.addr)), "{}", stderr(&out));
+    broker.restart();
+    Tally::untouched(&broker, &topic).report("unreachable broker (bounded wait, clear error)");
 }
 
 #[test]
@@ -142,19 +163,18 @@ fn truncated_video_publishes_frames_before_the_cut_then_fails() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no frame count in {err}"));
     assert!(published > 50 && published < 250, "{published} frames before the cut");
-    let msgs = broker.read(&topic, published + 1, Duration::from_secs(15));
-    assert_eq!(msgs.len(), published, "every frame before the cut is on the topic");
-    let n = published as u64;
-    report("video truncated mid-frame (frames before the cut published, exit 1)", n, n, 0, 0);
+    let tally = Tally::published(&broker, &topic, "cut", published as u64, Duration::from_secs(20));
+    assert_eq!((tally.lost, tally.duplicates), (0, 0), "every frame before the cut is on the topic once: {tally:?}");
+    tally.report("video truncated mid-frame (frames before the cut published, exit 1)");
 }
 
-/// Runs detect with `args` against a broker that does not exist; it must fail. Returns what it printed.
-fn detect_fails(args: &[&str]) -> String {
-    let out = std::process::Command::new(bin("detect"))
+/// Runs detect with `args` (reading `input` as `group`, writing `output`) against `broker`; it must fail.
+/// Returns what it printed.
+fn detect_fails(broker: &Broker, (input, output, group): (&str, &str, &str), args: &[&str]) -> String {
+    let out = broker
+        .cmd("detect")
+        .args(["--input-topic", input, "--output-topic", output, "--group", group])
         .args(args)
-        .env("FRAMEWIRE_METRICS_LISTEN", "off")
-        .env("FRAMEWIRE_BROKERS", "127.0.0.1:9")
-        .current_dir(root())
         .output()
         .unwrap();
     assert!(!out.status.success(), "detect {args:?} should fail");
@@ -163,11 +183,19 @@ fn detect_fails(args: &[&str]) -> String {
 
 #[test]
 fn detect_rejects_a_missing_model_and_a_model_whose_outputs_do_not_fit() {
-    let err = detect_fails(&["--model", "/nonexistent/model.onnx"]);
+    // Frames wait on the input; each refused start must leave them there for a detect that works.
+    let broker = Broker::start();
+    let (input, output, group) = (unique("frames"), unique("detections"), unique("group"));
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("a.mp4");
+    still_clip(&media("astronaut.png"), 1, 2, &clip);
+    broker.ingest_ok("a", &input, &clip, &[]);
+    let topics = (input.as_str(), output.as_str(), group.as_str());
+
+    let err = detect_fails(&broker, topics, &["--model", "/nonexistent/model.onnx"]);
     assert!(err.contains("model file /nonexistent/model.onnx does not exist"), "{err}");
 
     // The real model with a decoder description that swaps its outputs.
-    let dir = tempfile::tempdir().unwrap();
     let spec = std::fs::read_to_string(root().join("models/ssdlite_mobilenet_v2_coco.toml"))
         .unwrap()
         .replace("scores = \"Postprocessor/Slice:0\"", "scores = \"SWAP\"")
@@ -176,14 +204,25 @@ fn detect_rejects_a_missing_model_and_a_model_whose_outputs_do_not_fit() {
         .replace("labels = \"", &format!("labels = \"{}/models/", root().display()));
     let spec_path = dir.path().join("swapped.toml");
     std::fs::write(&spec_path, spec).unwrap();
-    let err = detect_fails(&["--model", model().to_str().unwrap(), "--model-config", spec_path.to_str().unwrap()]);
+    let err = detect_fails(
+        &broker,
+        topics,
+        &["--model", model().to_str().unwrap(), "--model-config", spec_path.to_str().unwrap()],
+    );
     assert!(err.contains("SSD decoder expects"), "{err}");
     // A file that is not ONNX at all.
     let junk = dir.path().join("junk.onnx");
     std::fs::write(&junk, b"not an onnx model").unwrap();
-    let err = detect_fails(&["--model", junk.to_str().unwrap()]);
+    let err = detect_fails(&broker, topics, &["--model", junk.to_str().unwrap()]);
     assert!(err.contains(&format!("cannot load model {}", junk.display())), "{err}");
-    report("model missing / not ONNX / outputs fit no decoder (clear errors)", 0, 0, 0, 0);
+    Tally::untouched(&broker, &output);
+
+    // The same group with the right model picks up every frame the refused starts left.
+    let detect = broker.detect(&input, &output, &group);
+    let tally = Tally::measure(&broker, &input, &output, Duration::from_secs(60));
+    drop(detect);
+    assert_eq!((tally.frames_in, tally.frames_out, tally.duplicates), (2, 2, 0), "{tally:?}");
+    tally.report("model missing / not ONNX / outputs fit no decoder (clear errors)");
 }
 
 #[test]
@@ -192,9 +231,8 @@ fn a_dead_letter_too_large_for_its_topic_is_cut_short_and_the_partition_moves_on
     let (input, output) = (unique("frames"), unique("detections"));
     let dlq = format!("{input}.dlq");
     // The producer's own size limit refuses with the same error as a dead-letter topic whose
-    // max.message.bytes is smaller than the input topic's, and works on any broker. A -X flag replaces the
-    // harness's FRAMEWIRE_KAFKA_OPTIONS, so its tansu work-around is repeated here.
-    let limit = ["-X", "batch.num.messages=1", "-X", "message.max.bytes=20000"];
+    // max.message.bytes is smaller than the input topic's, and works on any broker.
+    let limit = ["-X", "message.max.bytes=20000"];
     let detect = broker.detect_with(&input, &output, &unique("group"), &limit);
 
     let dir = tempfile::tempdir().unwrap();
@@ -228,7 +266,9 @@ fn a_dead_letter_too_large_for_its_topic_is_cut_short_and_the_partition_moves_on
     let out = detect.stop();
     assert!(stderr(&out).contains("sending it cut short"), "{}", stderr(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("detected 4 frames, 1 dead-lettered"), "{out:?}");
-    report("dead letter too large for its topic (cut short, partition moves on)", 5, 5, 0, 0);
+    let tally = Tally::measure(&broker, &input, &output, Duration::from_secs(20));
+    assert_eq!((tally.frames_in, tally.frames_out, tally.duplicates), (5, 5, 0), "{tally:?}");
+    tally.report("dead letter too large for its topic (cut short, partition moves on)");
 }
 
 #[test]
@@ -310,6 +350,8 @@ fn bad_messages_go_to_the_dead_letter_topic_and_good_frames_still_flow() {
     let cams: Vec<(String, u64)> = results.iter().map(|d| (d.camera_id.clone(), d.seq)).collect();
     assert_eq!(results.len(), 4, "good frames on both sides of the bad ones are detected: {cams:?}");
     for (key, _) in &bad {
-        report(&format!("bad message on raw_video_frames: {key} (-> DLQ)"), 1, 1, 0, 0);
+        let tally = Tally::measure_keys(&broker, &input, &output, Duration::from_secs(20), |k| k == *key);
+        assert_eq!((tally.frames_in, tally.frames_out, tally.lost), (1, 1, 0), "{key}: {tally:?}");
+        tally.report(&format!("bad message on raw_video_frames: {key} (-> DLQ)"));
     }
 }

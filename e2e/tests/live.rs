@@ -75,7 +75,7 @@ fn slow_an_rtsp_camera_that_dies_is_reconnected_and_the_gap_shows_while_another_
     let printed = stdout(&out);
     assert!(out.status.success(), "{printed}\n{}", stderr(&out));
 
-    let cams = by_camera(broker.read_frames(&topic, usize::MAX, Duration::from_secs(10)));
+    let cams = by_camera(all_frames(&broker, &topic));
     let door_frames = &cams["door"];
     let yard_frames = &cams["yard"];
     for f in door_frames.iter().chain(yard_frames) {
@@ -136,10 +136,11 @@ fn slow_an_rtsp_camera_that_dies_is_reconnected_and_the_gap_shows_while_another_
     assert!(during >= 10, "yard published only {during} frames during door's 3 s outage");
     let max_gap = yard_frames.windows(2).map(|w| w[1].capture_time_ms - w[0].capture_time_ms).max().unwrap();
     assert!(max_gap < 1_000, "yard stalled for {max_gap} ms");
-    let slots = door_frames.last().unwrap().seq - door_frames[0].seq + 1;
-    // Frames in: what the camera sent while it was up; the outage itself is a gap, not a loss.
-    let n = door_frames.len() as u64;
-    report(&format!("RTSP camera vanishes, refuses, comes back (gap of {} slots)", slots - n), n, n, 0, 0);
+    // Frames in: what ingest published of the camera while it was up; the outage itself is a gap, not a loss.
+    let published = ingest_count(&printed, "door", "published");
+    let tally = Tally::published(&broker, &topic, "door", published, Duration::from_secs(20));
+    assert_eq!((tally.lost, tally.duplicates), (0, 0), "{tally:?}");
+    tally.report(&format!("RTSP camera vanishes, refuses, comes back (gap of {} slots)", gap - 1));
 }
 
 #[test]
@@ -181,7 +182,8 @@ fn a_camera_that_accepts_but_never_answers_is_retried_and_ctrl_c_is_immediate() 
     assert!(lost >= 2, "expected repeated reconnects of a hung camera:\n{err}");
     assert!(err.contains("hung"), "{err}");
     assert!(stdout(&out).contains("published 0 frames of camera hung"), "{}", stdout(&out));
-    report("RTSP URL that never answers (retried on stall timeout, Ctrl-C immediate)", 0, 0, 0, 0);
+    Tally::untouched(&broker, &topic)
+        .report("RTSP URL that never answers (retried on stall timeout, Ctrl-C immediate)");
 }
 
 #[test]
@@ -194,14 +196,15 @@ fn an_image_folder_is_published_in_name_order_skipping_non_images_and_watched_fo
     std::fs::write(dir.path().join("b_notes.txt"), "not an image\n").unwrap();
 
     // Once: every image, in name order; the text file is named in a warning and counted.
-    let topic = unique("frames");
-    let out = broker.ingest(&["--camera", "uploads", "--topic", &topic, dir.path().to_str().unwrap()]);
+    let once = unique("frames");
+    let out = broker.ingest(&["--camera", "uploads", "--topic", &once, dir.path().to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
+    let published_once = ingest_count(&stdout(&out), "uploads", "published");
     assert!(stdout(&out).contains("published 3 frames of camera uploads"), "{}", stdout(&out));
     assert!(stdout(&out).contains("1 files skipped"), "{}", stdout(&out));
     let err = stderr(&out);
     assert!(err.lines().any(|l| l.contains("b_notes.txt") && l.contains("not a readable image")), "{err}");
-    let frames = broker.read_frames(&topic, 4, Duration::from_secs(10));
+    let frames = all_frames(&broker, &once);
     let names: Vec<&str> = frames.iter().map(|f| f.source_uri.rsplit('/').next().unwrap()).collect();
     assert_eq!(names, ["astronaut.png", "chelsea.png", "rocket.jpg"]);
     assert_eq!(frames.iter().map(|f| f.seq).collect::<Vec<_>>(), [0, 1, 2]);
@@ -231,7 +234,9 @@ fn an_image_folder_is_published_in_name_order_skipping_non_images_and_watched_fo
     assert_eq!(frames.len(), 4, "the new file was not picked up");
     assert!(frames[3].source_uri.ends_with("z_new.png"), "{}", frames[3].source_uri);
     assert_eq!(frames[3].seq, 3);
-    report("image folder with a non-image (skipped, counted)", 3, 3, 0, 0);
+    let tally = Tally::published(&broker, &once, "uploads", published_once, Duration::from_secs(20));
+    assert_eq!((tally.frames_in, tally.lost, tally.duplicates), (3, 0, 0), "{tally:?}");
+    tally.report("image folder with a non-image (skipped, counted)");
 }
 
 #[test]
@@ -264,11 +269,12 @@ fn cameras_from_a_config_file_run_together_and_a_bad_config_names_key_and_file()
 
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, "[[camera]]\nid = \"a\"\nsource = \"x.mp4\"\nfsp = 5\n").unwrap();
-    let out = broker.ingest(&["--config", bad.to_str().unwrap()]);
+    let topic = unique("frames");
+    let out = broker.ingest(&["--config", bad.to_str().unwrap(), "--topic", &topic]);
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains(bad.to_str().unwrap()) && err.contains("unknown field `fsp`"), "{err}");
-    report("config file with an unknown key (file and key named)", 0, 0, 0, 0);
+    Tally::untouched(&broker, &topic).report("config file with an unknown key (file and key named)");
 }
 
 #[test]
@@ -342,7 +348,7 @@ fn slow_a_live_camera_behind_a_stalled_broker_drops_the_oldest_frames_and_counts
     let child = broker
         .cmd("ingest")
         .args(["--camera", &format!("lobby={}", server.url()), "--queue-frames", "2", "--topic", &topic])
-        .env("FRAMEWIRE_KAFKA_OPTIONS", "batch.num.messages=1,queue.buffering.max.messages=4")
+        .env("FRAMEWIRE_KAFKA_OPTIONS", "queue.buffering.max.messages=4")
         .env("RUST_LOG", "info")
         .env("FRAMEWIRE_METRICS_LISTEN", &metrics)
         .stdout(std::process::Stdio::piped())
@@ -383,7 +389,9 @@ fn slow_a_live_camera_behind_a_stalled_broker_drops_the_oldest_frames_and_counts
     let longest = seqs.windows(2).map(|w| w[1] - w[0] - 1).max().unwrap();
     assert!(longest >= 40, "no gap for the 3 s stall: {seqs:?}");
     println!("published {published}, dropped {dropped}: {seqs:?}");
-    report(&format!("broker stalled 3 s under a live camera ({dropped} dropped, counted)"), slots, published, 0, 0);
+    let tally = Tally::published(&broker, &topic, "lobby", published, Duration::from_secs(20));
+    assert_eq!((tally.lost, tally.duplicates), (0, 0), "{tally:?}");
+    tally.report(&format!("broker stalled 3 s under a live camera ({dropped} dropped, counted)"));
 }
 
 #[test]

@@ -20,6 +20,7 @@ fn detect_exports_throughput_and_a_lag_that_drains_to_zero() {
     let detect =
         broker.detect_with(&input, &output, &unique("group"), &["--metrics-listen", &addr, "--status-interval", "2s"]);
 
+    scrape_when_up(&addr, Duration::from_secs(60));
     let deadline = Instant::now() + Duration::from_secs(120);
     let (mut max_lag, mut drained) = (0.0f64, false);
     let mut last = String::new();

@@ -2,14 +2,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+#[path = "support/oracle.rs"]
+mod oracle;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use common::*;
-
-/// The astronaut's figure in astronaut.png (512x512), measured once with this model (see detect's golden test).
-const ASTRONAUT_PERSON: [f32; 4] = [14.0, 12.0, 385.0, 509.0];
+use framewire_proto::DetectionBox;
 
 #[test]
 fn astronaut_clip_every_frame_detected_once_with_the_person() {
@@ -36,21 +37,49 @@ fn astronaut_clip_every_frame_detected_once_with_the_person() {
         .collect();
     let seqs: BTreeSet<u64> = lines.iter().map(|v| v["seq"].as_u64().unwrap()).collect();
     assert_eq!(seqs, (0..10).collect(), "every published frame has a result");
+
+    // The expected boxes: the oracle (the same model through Python onnxruntime, written independently of
+    // detect) on the JPEGs that went through Kafka, at detect's default threshold.
+    let mut frames = broker.read_frames(&input, 10, Duration::from_secs(30));
+    frames.sort_by_key(|f| f.seq);
+    let jpegs: Vec<PathBuf> = frames
+        .iter()
+        .map(|f| {
+            let p = dir.path().join(format!("{}.jpg", f.seq));
+            std::fs::write(&p, &f.image).unwrap();
+            p
+        })
+        .collect();
+    let labels = cache().join("models/ssdlite_mobilenet_v2_coco.labels.txt");
+    let want = oracle::run(oracle::Kind::Ssd, &model(), Some(&labels), 0.5, &jpegs);
+    let mut agreement = oracle::Agreement::new();
     for v in &lines {
         assert_eq!(v["camera"], "astro");
         assert_eq!((v["width"].as_u64(), v["height"].as_u64()), (Some(512), Some(512)));
         assert!(v["model"].as_str().unwrap().starts_with("ssdlite_mobilenet_v2_coco@"));
         assert!(v["inference_ms"].as_f64().unwrap() > 0.0);
-        let person = v["detections"]
+        let got: Vec<DetectionBox> = v["detections"]
             .as_array()
             .unwrap()
             .iter()
-            .find(|d| d["label"] == "person" && d["class_id"] == 1)
-            .unwrap_or_else(|| panic!("no person in {v}"));
-        let b: Vec<f32> = person["box"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
-        let overlap = iou([b[0], b[1], b[2], b[3]], ASTRONAUT_PERSON);
-        assert!(overlap >= 0.5, "person box {b:?} overlaps the figure by IoU {overlap}");
+            .map(|d| {
+                let b: Vec<f32> = d["box"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
+                DetectionBox {
+                    label: d["label"].as_str().unwrap().to_string(),
+                    class_id: d["class_id"].as_u64().unwrap() as u32,
+                    score: d["score"].as_f64().unwrap() as f32,
+                    x1: b[0],
+                    y1: b[1],
+                    x2: b[2],
+                    y2: b[3],
+                }
+            })
+            .collect();
+        assert!(got.iter().any(|b| b.label == "person" && b.class_id == 1), "no person in {v}");
+        let seq = v["seq"].as_u64().unwrap() as usize;
+        agreement.check(&format!("frame {seq}"), 0.5, &got, &want[seq]);
     }
+    eprintln!("SSD vs oracle over the clip: {agreement:?}");
 
     // Exactly one record per frame on the topic (no duplicates in a clean run).
     let all = broker.read_detections(&output, 11, Duration::from_secs(3));

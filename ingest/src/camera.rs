@@ -134,7 +134,7 @@ impl Worker {
         let timing = self.shared.timing;
         let mut backoff = Backoff::new(timing.reconnect_min, timing.reconnect_max, hasher.finish());
         let mut lost_at: Option<Instant> = None;
-        let uri = crate::decode::redact(&self.spec.source);
+        let uri = framewire_common::redact::url(&self.spec.source).into_owned();
         loop {
             if self.shared.shutdown.is_cancelled() {
                 return Ok(());

@@ -186,7 +186,7 @@ pub fn validate(cameras: &[CameraSpec]) -> std::result::Result<(), String> {
     let mut seen = std::collections::HashSet::new();
     for c in cameras {
         if c.id.trim().is_empty() {
-            return Err(format!("a camera has an empty id (source {})", crate::decode::redact(&c.source)));
+            return Err(format!("a camera has an empty id (source {})", framewire_common::redact::url(&c.source)));
         }
         if c.source.trim().is_empty() {
             return Err(format!("camera {:?} has an empty source", c.id));
@@ -207,7 +207,7 @@ pub fn validate(cameras: &[CameraSpec]) -> std::result::Result<(), String> {
 pub fn parse_camera_flag(s: &str) -> std::result::Result<(String, String), String> {
     match s.split_once('=') {
         Some((id, source)) if !id.is_empty() && !source.is_empty() => Ok((id.to_string(), source.to_string())),
-        _ => Err(format!("expected ID=SOURCE, got {s:?}")),
+        _ => Err(format!("expected ID=SOURCE, got {:?}", framewire_common::redact::url(s))),
     }
 }
 
@@ -222,9 +222,11 @@ pub fn parse_option(s: &str) -> std::result::Result<(String, String), String> {
 /// The default camera id of a source: its file or folder name without extension; for a URL, the last
 /// path segment, else the host.
 pub fn default_id(source: &str) -> String {
-    if let Some((_, rest)) = crate::decode::redact(source).split_once("://") {
+    if let Some((_, rest)) = source.split_once("://") {
         let rest = rest.split(['?', '#']).next().unwrap_or_default();
         let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+        // Never `user:password@`: the id is printed and labels metrics.
+        let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
         let last = path.rsplit('/').find(|s| !s.is_empty());
         let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
         return last.or(Some(host)).filter(|s| !s.is_empty()).unwrap_or("camera").to_string();
@@ -334,5 +336,7 @@ mod tests {
         assert_eq!(default_id("/photos/"), "photos");
         assert_eq!(default_id("rtsp://10.0.0.5:554"), "10.0.0.5");
         assert_eq!(default_id("rtsp://u:p@10.0.0.5:554/Streaming/Channels/101?x=1"), "101");
+        assert_eq!(default_id("rtsp://admin:hunter2@cam7:554"), "cam7");
+        assert_eq!(default_id("rtsp://admin:hunter2@cam7/?token=abc"), "cam7");
     }
 }

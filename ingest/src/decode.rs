@@ -142,18 +142,6 @@ pub struct FrameTime {
     pub camera_clock_us: Option<i64>,
 }
 
-/// Strips `user:password@` from URLs so credentials never reach logs or messages.
-pub fn redact(uri: &str) -> String {
-    if let Some((scheme, rest)) = uri.split_once("://") {
-        let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
-        if let Some((_, host)) = authority.rsplit_once('@') {
-            let sep = if rest.contains('/') { "/" } else { "" };
-            return format!("{scheme}://{host}{sep}{path}");
-        }
-    }
-    uri.to_string()
-}
-
 fn is_url(s: &str) -> bool {
     s.contains("://")
 }
@@ -185,7 +173,8 @@ impl VideoSource {
     /// Opens `source` (a path or any URL FFmpeg reads) and prepares a decoder for its best video stream.
     pub fn open(source: &str, opts: OpenOptions) -> Result<Self> {
         init()?;
-        let uri = redact(source);
+        // Credentials (`user:password@`, `?token=`) never reach logs, errors or published frames.
+        let uri = framewire_common::redact::url(source).into_owned();
         if !is_url(source) && !Path::new(source).exists() {
             return Err(Error::NotFound(source.into()));
         }
@@ -390,14 +379,6 @@ fn rescale_us(ts: i64, tb: ffmpeg::Rational) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn credentials_are_redacted() {
-        assert_eq!(redact("rtsp://admin:secret@10.0.0.5:554/stream1"), "rtsp://10.0.0.5:554/stream1");
-        assert_eq!(redact("rtsp://10.0.0.5/s"), "rtsp://10.0.0.5/s");
-        assert_eq!(redact("http://u:p@host"), "http://host");
-        assert_eq!(redact("/videos/a@b.mp4"), "/videos/a@b.mp4");
-    }
 
     #[test]
     fn rescales_time_base() {

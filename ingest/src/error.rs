@@ -31,6 +31,9 @@ pub enum Error {
     Scale(String),
     #[error("{failed} of {total} frames were not acknowledged by Kafka (first error: {first})")]
     Undelivered { failed: u64, total: u64, first: String },
+    /// The producer cannot deliver any more frames; `reason` says what to fix.
+    #[error("Kafka producer stopped: {reason}")]
+    Producer { reason: String },
     #[error(transparent)]
     Common(#[from] framewire_common::Error),
     #[error("Kafka: {0}")]

@@ -68,7 +68,7 @@ pub struct Config {
 
     /// `ID=SOURCE` adds a camera (repeatable). A plain `ID` names the positional SOURCE; without it the
     /// camera id is the source's file name.
-    #[arg(long = "camera", env = "FRAMEWIRE_CAMERA")]
+    #[arg(long = "camera", env = "FRAMEWIRE_CAMERA", hide_env_values = true)]
     pub cameras: Vec<String>,
 
     /// Frames per second to publish per camera, sampled by stream time. Default: every decoded frame.
@@ -89,7 +89,7 @@ pub struct Config {
 
     /// FFmpeg input option `KEY=VALUE` for every camera (repeatable), like `-KEY VALUE` before `-i` on the
     /// FFmpeg command line: e.g. `video_size=1280x720` for a webcam, `user_agent=...` for HTTP.
-    #[arg(long = "input-option", env = "FRAMEWIRE_INPUT_OPTION", value_parser = cameras::parse_option)]
+    #[arg(long = "input-option", env = "FRAMEWIRE_INPUT_OPTION", hide_env_values = true, value_parser = cameras::parse_option)]
     pub input_options: Vec<(String, String)>,
 
     /// A live source with no frame for this long is considered lost and reconnected.
@@ -147,7 +147,8 @@ pub struct Config {
     pub progress: progress::Mode,
 
     /// Video file, image, image folder, `/dev/videoN` or URL (rtsp, http, ... anything FFmpeg reads).
-    #[arg(env = "FRAMEWIRE_SOURCE")]
+    /// Credentials in it (`user:password@`, `?token=`) are hidden wherever it is printed or published.
+    #[arg(env = "FRAMEWIRE_SOURCE", hide_env_values = true)]
     pub source: Option<String>,
 }
 
@@ -238,6 +239,8 @@ impl Summary {
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<Summary> {
     let start = Instant::now();
     let specs = config.camera_specs()?;
+    // librdkafka checks every -X setting now, before a file is opened or the broker is waited for.
+    config.kafka.config(&[])?;
     let metrics = metrics::Metrics::new();
     framewire_common::metrics::serve(&config.metrics, metrics.registry.clone(), shutdown.clone()).await;
 
@@ -318,14 +321,17 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<Summary>
     let mut fatal = None;
     while let Some(frame) = queues.next().await {
         let i = ids.iter().position(|id| **id == *frame.camera_id).unwrap_or(0);
-        if let Err(e) = publisher.send(&ids[i], &frame.encode_to_vec()).await {
+        let sent = match publisher.send(&ids[i], &frame.encode_to_vec()).await {
+            Ok(()) => publisher.poll_deliveries(),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = sent {
             // The producer itself is broken: stop every camera; what was queued is reported undelivered.
             queues.close();
             shutdown.cancel();
             fatal = Some(e);
             break;
         }
-        publisher.poll_deliveries();
     }
     let mut results = Vec::new();
     for t in threads {

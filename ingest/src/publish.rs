@@ -9,7 +9,7 @@ use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer, PurgeConfig};
 use tracing::{error, warn};
 
 use framewire_common::kafka::KafkaArgs;
@@ -30,6 +30,11 @@ pub fn producer_settings(max_message_bytes: usize) -> Vec<(&'static str, String)
         ("queue.buffering.max.kbytes", "65536".into()),
         // Fail a frame after a minute instead of librdkafka's default five, so a dead broker is reported.
         ("message.timeout.ms", "60000".into()),
+        // Metadata every 10 s instead of every 5 min: partitions added to the topic (to spread frames over
+        // more detect replicas) are used at once, and a topic deleted under ingest is noticed, on brokers
+        // that go on accepting writes to it (tansu 0.6.0 does) instead of refusing them, before minutes of
+        // frames vanish into it. The cost is one small request per 10 s.
+        ("topic.metadata.refresh.interval.ms", "10000".into()),
     ]
 }
 
@@ -46,13 +51,15 @@ pub struct Publisher {
     /// Frames that could not be delivered.
     pub failed: u64,
     first_error: Option<String>,
+    /// Why the producer cannot go on, once it cannot (see [`fatal`]): every later send fails with it.
+    fatal: Option<String>,
 }
 
 impl Publisher {
     pub fn new(kafka: &KafkaArgs, topic: &str, max_message_bytes: usize, metrics: Metrics) -> Result<Self> {
         let settings = producer_settings(max_message_bytes);
         let base: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let producer: FutureProducer = kafka.config(&base)?.create()?;
+        let producer: FutureProducer = kafka.create(&base)?;
         Ok(Publisher {
             producer,
             topic: topic.to_string(),
@@ -61,11 +68,15 @@ impl Publisher {
             delivered: 0,
             failed: 0,
             first_error: None,
+            fatal: None,
         })
     }
 
     /// Queues one message keyed by its camera; waits (processing deliveries) while librdkafka's queue is full.
+    /// An error means the producer cannot go on (see [`fatal`]); a frame that failed for a reason that may
+    /// pass is counted in `failed` and the run goes on.
     pub async fn send(&mut self, camera: &Arc<str>, payload: &[u8]) -> Result<()> {
+        self.check()?;
         let key: &str = camera;
         let headers = OwnedHeaders::new()
             .insert(Header { key: names::HEADER_SCHEMA, value: Some(&framewire_proto::SCHEMA_VERSION.to_string()) })
@@ -86,25 +97,32 @@ impl Publisher {
                         Some((c, r)) = self.in_flight.next() => self.on_delivery(&c, r),
                         _ = tokio::time::sleep(Duration::from_millis(10)) => {}
                     }
+                    self.check()?;
                 }
                 Err((e, _)) => {
-                    self.record_failure(camera, format!("{e}"));
-                    return Ok(());
+                    self.on_error(camera, &e);
+                    return self.check();
                 }
             }
         }
     }
 
-    /// Processes deliveries that are already complete, without waiting.
-    pub fn poll_deliveries(&mut self) {
+    /// Processes deliveries that are already complete, without waiting. An error if one of them showed
+    /// that the producer cannot go on.
+    pub fn poll_deliveries(&mut self) -> Result<()> {
         while let Some(Some((c, r))) = self.in_flight.next().now_or_never() {
             self.on_delivery(&c, r);
         }
+        self.check()
     }
 
-    /// Waits for every queued message to be acknowledged or to fail; an error if any was not acknowledged.
-    /// (What was acknowledged, per camera, is in the `published` metric.)
+    /// Waits for every queued message to be acknowledged or to fail; an error if any was not acknowledged,
+    /// or if the producer cannot go on. (What was acknowledged, per camera, is in the `published` metric.)
     pub async fn finish(mut self, timeout: Duration) -> Option<Error> {
+        if self.fatal.is_some() {
+            // Nothing queued can be delivered any more: fail it now instead of waiting out the timeout.
+            self.producer.purge(PurgeConfig::default().queue().inflight());
+        }
         // flush() blocks; the deliveries it completes resolve the futures drained below.
         let producer = self.producer.clone();
         let flushed = tokio::task::spawn_blocking(move || producer.flush(timeout)).await;
@@ -114,11 +132,21 @@ impl Publisher {
         while let Some((c, r)) = self.in_flight.next().await {
             self.on_delivery(&c, r);
         }
+        if let Err(e) = self.check() {
+            return Some(e);
+        }
         (self.failed > 0).then(|| Error::Undelivered {
             failed: self.failed,
             total: self.failed + self.delivered,
             first: self.first_error.unwrap_or_default(),
         })
+    }
+
+    fn check(&self) -> Result<()> {
+        match &self.fatal {
+            Some(reason) => Err(Error::Producer { reason: reason.clone() }),
+            None => Ok(()),
+        }
     }
 
     fn on_delivery(&mut self, camera: &Arc<str>, r: Delivery) {
@@ -127,8 +155,21 @@ impl Publisher {
                 self.delivered += 1;
                 self.metrics.published.with_label_values(&[camera]).inc();
             }
-            Ok(Err((e, _))) => self.record_failure(camera, e.to_string()),
+            Ok(Err((e, _))) => self.on_error(camera, &e),
             Err(_) => self.record_failure(camera, "producer dropped the delivery report".into()),
+        }
+    }
+
+    fn on_error(&mut self, camera: &str, e: &KafkaError) {
+        self.record_failure(camera, e.to_string());
+        if self.fatal.is_none()
+            && let Some(code) = e.rdkafka_error_code()
+        {
+            let fatal_error = || self.producer.client().fatal_error();
+            self.fatal = fatal(code, &self.topic, fatal_error);
+            if let Some(reason) = &self.fatal {
+                error!(camera = %camera, error = %e, "{reason}");
+            }
         }
     }
 
@@ -138,6 +179,89 @@ impl Publisher {
         if self.first_error.is_none() {
             error!(camera = %camera, error = %reason, "frame not delivered");
             self.first_error = Some(reason);
+        }
+    }
+}
+
+/// Whether a produce error `code` means that no later frame can be delivered either, and if so what to
+/// fix, in one line. `fatal_error` is librdkafka's own account of a fatal error.
+///
+/// Fatal: what retrying cannot change, where going on would only fill the logs with the same failure while
+/// the cameras' frames are thrown away. Not fatal: what passes or concerns one frame: a broker that is
+/// down or slow (`MessageTimedOut`, transport errors: librdkafka already retried until
+/// `message.timeout.ms`, and a live camera should keep going once the broker is back), and a frame the
+/// broker finds too large (`MessageSizeTooLarge`: ingest shrinks every frame to `--max-message-bytes`
+/// before it is sent, so a refusal means the topic's limit is lower, and a smaller frame may still fit;
+/// each is counted in `framewire_ingest_frames_failed_total`).
+pub fn fatal(
+    code: RDKafkaErrorCode,
+    topic: &str,
+    fatal_error: impl FnOnce() -> Option<(RDKafkaErrorCode, String)>,
+) -> Option<String> {
+    use RDKafkaErrorCode as C;
+    Some(match code {
+        // librdkafka raised a fatal error (the idempotent producer lost its sequence, was fenced...): the
+        // client instance is unusable by design.
+        C::Fatal => {
+            let (code, why) = fatal_error().unwrap_or((C::Fatal, "no detail".into()));
+            format!("librdkafka stopped the producer with a fatal error ({code}: {why}); restart ingest")
+        }
+        // librdkafka reports a topic as unknown only after it has waited for the metadata to settle
+        // (topic.metadata.propagation.max.ms) and retried; and ingest created the topic at start-up, so it
+        // was deleted while ingest ran. It will not come back by itself.
+        C::UnknownTopic | C::UnknownTopicOrPartition | C::UnknownPartition => format!(
+            "topic {topic} no longer exists on the broker (deleted while ingest ran?): restart ingest, which \
+             creates it, or create it with the partitions you want"
+        ),
+        C::InvalidTopic => format!("the broker refuses the topic name {topic:?}: choose another with --topic"),
+        C::TopicAuthorizationFailed => {
+            format!("not authorized to write to topic {topic}: grant this client's principal WRITE and DESCRIBE on it")
+        }
+        C::ClusterAuthorizationFailed => "not authorized for IDEMPOTENT_WRITE on the cluster, which the \
+            idempotent producer needs: grant it to this client's principal"
+            .into(),
+        C::SaslAuthenticationFailed | C::Authentication => "the broker refused this client's credentials: check \
+            sasl.username and sasl.password (-X or FRAMEWIRE_KAFKA_OPTIONS)"
+            .into(),
+        C::InvalidRequiredAcks | C::InvalidConfig | C::InvalidArgument | C::PolicyViolation | C::UnsupportedVersion => {
+            format!(
+                "the broker refuses the producer's settings ({code}): check the -X and FRAMEWIRE_KAFKA_OPTIONS settings"
+            )
+        }
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_that_retrying_cannot_mend_are_fatal_with_what_to_fix() {
+        let none = || None;
+        let topic = fatal(RDKafkaErrorCode::UnknownTopic, "frames", none).unwrap();
+        assert!(topic.contains("topic frames no longer exists") && topic.contains("restart ingest"), "{topic}");
+        assert!(fatal(RDKafkaErrorCode::UnknownTopicOrPartition, "frames", none).is_some());
+        let auth = fatal(RDKafkaErrorCode::TopicAuthorizationFailed, "frames", none).unwrap();
+        assert!(auth.contains("grant"), "{auth}");
+        let why = || Some((RDKafkaErrorCode::OutOfOrderSequenceNumber, "sequence desynchronised".to_string()));
+        let f = fatal(RDKafkaErrorCode::Fatal, "frames", why).unwrap();
+        assert!(f.contains("sequence desynchronised"), "{f}");
+        assert!(!f.contains('\n') && !topic.contains('\n') && !auth.contains('\n'), "one line each");
+    }
+
+    #[test]
+    fn errors_that_pass_or_concern_one_frame_are_not_fatal() {
+        for code in [
+            RDKafkaErrorCode::MessageTimedOut,
+            RDKafkaErrorCode::MessageSizeTooLarge,
+            RDKafkaErrorCode::BrokerTransportFailure,
+            RDKafkaErrorCode::AllBrokersDown,
+            RDKafkaErrorCode::NotEnoughReplicas,
+            RDKafkaErrorCode::RequestTimedOut,
+            RDKafkaErrorCode::PurgeQueue,
+        ] {
+            assert_eq!(fatal(code, "frames", || None), None, "{code:?}");
         }
     }
 }

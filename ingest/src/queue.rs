@@ -223,6 +223,23 @@ mod tests {
         assert_eq!(order.len(), 5);
     }
 
+    /// Whether a thread of this process is asleep in the kernel on a futex word inside `addr..addr + len`
+    /// (the first argument of the system call it is blocked in, from Linux's `/proc/self/task/*/syscall`).
+    /// std's `Condvar` is a futex word within itself, so this tells a thread parked on a condvar from one
+    /// still on its way there (or blocked on the mutex, a different word).
+    fn a_thread_sleeps_on(addr: usize, len: usize) -> bool {
+        let tasks = std::fs::read_dir("/proc/self/task").expect("/proc/self/task (these tests need Linux)");
+        tasks.flatten().any(|task| {
+            let Ok(line) = std::fs::read_to_string(task.path().join("syscall")) else { return false };
+            let mut fields = line.split_whitespace();
+            let (Some(nr), Some(arg)) = (fields.next(), fields.next()) else { return false };
+            nr != "running"
+                && nr != "-1"
+                && usize::from_str_radix(arg.trim_start_matches("0x"), 16)
+                    .is_ok_and(|a| (addr..addr + len).contains(&a))
+        })
+    }
+
     #[test]
     fn a_waiting_decoder_is_released_when_the_producer_goes_away() {
         let mut qs = Queues::default();
@@ -232,7 +249,15 @@ mod tests {
             let q = q.clone();
             std::thread::spawn(move || q.push(2))
         };
-        std::thread::sleep(Duration::from_millis(50));
+        // Seen, not assumed: the decoder is asleep on the full queue's `space` condvar before the producer
+        // goes away, so the release below is the wake-up of a waiting decoder, not a push that came late.
+        let space = std::ptr::from_ref(&q.space) as usize;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !a_thread_sleeps_on(space, std::mem::size_of::<Condvar>()) {
+            assert!(!waiter.is_finished(), "push returned instead of waiting for space");
+            assert!(std::time::Instant::now() < deadline, "the decoder never waited on the full queue");
+            std::thread::yield_now();
+        }
         qs.close();
         assert_eq!(waiter.join().unwrap(), Err(Closed));
     }

@@ -140,18 +140,9 @@ impl std::fmt::Debug for Db {
     }
 }
 
-/// The URL with any password replaced by `***`, for logs and errors.
+/// The URL with any password replaced by `***`, for logs and errors (the one redaction every binary uses).
 pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.find('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let userinfo = &url[s + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
+    framewire_common::redact::url(url).into_owned()
 }
 
 /// Which engine a URL names.
@@ -467,6 +458,7 @@ mod tests {
     #[test]
     fn passwords_are_hidden() {
         assert_eq!(redact("postgres://fw:secret@db:5432/fw"), "postgres://fw:***@db:5432/fw");
+        assert_eq!(redact("postgres://fw@db/fw?password=secret"), "postgres://fw@db/fw?password=***");
         assert_eq!(redact("postgres://fw@db/fw"), "postgres://fw@db/fw");
         assert_eq!(redact("sqlite://x.db"), "sqlite://x.db");
     }

@@ -13,7 +13,7 @@ use crate::track::EventRow;
 #[derive(Debug, Clone, clap::Args)]
 pub struct QueryArgs {
     /// Database written by `subscribe store`.
-    #[arg(long, env = "FRAMEWIRE_DB", default_value = "sqlite://framewire.db")]
+    #[arg(long, env = "FRAMEWIRE_DB", hide_env_values = true, default_value = "sqlite://framewire.db")]
     pub db: String,
 
     /// Only this camera.
@@ -55,7 +55,7 @@ pub struct ShowArgs {
     pub id: String,
 
     /// Database written by `subscribe store`.
-    #[arg(long, env = "FRAMEWIRE_DB", default_value = "sqlite://framewire.db")]
+    #[arg(long, env = "FRAMEWIRE_DB", hide_env_values = true, default_value = "sqlite://framewire.db")]
     pub db: String,
 
     /// Where to write the event's snapshot images.

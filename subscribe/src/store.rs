@@ -43,7 +43,7 @@ use crate::track::{EventRow, Tracker};
 #[derive(Debug, Clone, clap::Args)]
 pub struct StoreArgs {
     /// Database: sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DB.
-    #[arg(long, env = "FRAMEWIRE_DB", default_value = "sqlite://framewire.db")]
+    #[arg(long, env = "FRAMEWIRE_DB", hide_env_values = true, default_value = "sqlite://framewire.db")]
     pub db: String,
 
     /// Topic of Detections to store.

@@ -62,7 +62,7 @@ pub struct WebArgs {
     pub detect_group: String,
 
     /// The store's database, for events and their snapshots (optional).
-    #[arg(long, env = "FRAMEWIRE_DB")]
+    #[arg(long, env = "FRAMEWIRE_DB", hide_env_values = true)]
     pub db: Option<String>,
 
     /// Recent detections kept for the page.

@@ -9,10 +9,11 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use rdkafka::ClientConfig;
-use rdkafka::Message;
+use std::collections::{BTreeMap, BTreeSet};
+
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::OwnedMessage;
+use rdkafka::message::{Headers, OwnedMessage};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
@@ -65,15 +66,15 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// The patched tansu that `scripts/install-broker.sh` builds (`TANSU_BIN` names another, e.g. an unpatched
+/// build to show what the patch mends).
 fn tansu() -> PathBuf {
     if let Ok(p) = std::env::var("TANSU_BIN") {
         return p.into();
     }
-    let home = PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cargo/bin/tansu");
-    if home.exists() {
-        return home;
-    }
-    "tansu".into()
+    let p = cache().join("bin/tansu");
+    assert!(p.exists(), "{} missing: run `scripts/install-broker.sh` (or `make setup`)", p.display());
+    p
 }
 
 /// A tansu broker on a free loopback port, killed on drop.
@@ -128,6 +129,17 @@ impl Broker {
         }
     }
 
+    /// Creates `topic` with `partitions` partitions (tansu's own CLI, as a user would).
+    pub fn create_topic(&self, topic: &str, partitions: u32) {
+        let out = Command::new(tansu())
+            .args(["topic", "create", topic, "--partitions", &partitions.to_string()])
+            .args(["--broker", &format!("tcp://{}", self.addr)])
+            .current_dir(self._dir.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "tansu topic create {topic}: {}", stderr(&out));
+    }
+
     /// SIGKILLs the broker: connections drop and nothing answers until `restart`.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
@@ -152,10 +164,6 @@ impl Broker {
     pub fn cmd(&self, name: &str) -> Command {
         let mut c = Command::new(bin(name));
         c.env("FRAMEWIRE_BROKERS", &self.addr)
-            // tansu 0.6.0 answers a fetch from an offset inside a record batch with the *next* batch, so a
-            // consumer resuming from a committed offset would skip the rest of that batch (a real Kafka
-            // returns the batch holding the offset). One record per batch keeps every offset a batch start.
-            .env("FRAMEWIRE_KAFKA_OPTIONS", "batch.num.messages=1")
             .env("FRAMEWIRE_METRICS_LISTEN", "off")
             .env("FRAMEWIRE_PROGRESS", "log")
             .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
@@ -389,14 +397,39 @@ pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
 }
 
-/// The Prometheus exposition a `/metrics` endpoint serves (empty if it cannot be reached).
+/// The Prometheus exposition a `/metrics` endpoint serves. Panics (with the address and the error) when the
+/// endpoint cannot be read: a failed scrape must not read as a zero.
 pub fn scrape(addr: &str) -> String {
-    use std::io::{Read, Write};
-    let Ok(mut s) = TcpStream::connect(addr) else { return String::new() };
-    s.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n").unwrap();
-    let mut body = String::new();
-    let _ = s.read_to_string(&mut body);
-    body
+    try_scrape(addr).unwrap_or_else(|e| panic!("cannot scrape http://{addr}/metrics: {e}"))
+}
+
+/// [`scrape`] for an endpoint that may not be up yet (a process just started): retries until `within` has
+/// passed, then panics with the last error.
+pub fn scrape_when_up(addr: &str, within: Duration) -> String {
+    let deadline = Instant::now() + within;
+    loop {
+        match try_scrape(addr) {
+            Ok(body) => return body,
+            Err(e) if Instant::now() >= deadline => panic!("http://{addr}/metrics not up within {within:?}: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+fn try_scrape(addr: &str) -> Result<String, String> {
+    let mut s = TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).map_err(|e| e.to_string())?;
+    // One write: the endpoint answers after its first read, so a request sent in pieces can meet a closed socket.
+    let request = format!("GET /metrics HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n");
+    s.write_all(request.as_bytes()).map_err(|e| format!("send: {e}"))?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).map_err(|e| format!("read: {e}"))?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").ok_or_else(|| format!("not an HTTP answer: {text:?}"))?;
+    match head.split_whitespace().nth(1) {
+        Some("200") => Ok(body.to_string()),
+        _ => Err(format!("answered {head:?}")),
+    }
 }
 
 /// Sum of a metric's samples (all label sets).
@@ -448,7 +481,9 @@ pub fn http_get(addr: &str, path: &str, cookie: Option<&str>) -> Option<(u16, St
     let mut s = TcpStream::connect(addr).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     let cookie = cookie.map(|c| format!("cookie: {c}\r\n")).unwrap_or_default();
-    write!(s, "GET {path} HTTP/1.1\r\nhost: {addr}\r\n{cookie}connection: close\r\n\r\n").ok()?;
+    // One write (see `try_scrape`).
+    let request = format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\n{cookie}connection: close\r\n\r\n");
+    s.write_all(request.as_bytes()).ok()?;
     let mut raw = Vec::new();
     let _ = s.read_to_end(&mut raw);
     let text = String::from_utf8_lossy(&raw).into_owned();
@@ -466,8 +501,218 @@ pub fn wait_listening(addr: &str) {
     }
 }
 
+/// Every message `topic` holds when called (up to each partition's high watermark), in partition and offset
+/// order; none when the topic does not exist. Panics if they cannot all be read within `within`.
+pub fn read_all(broker: &Broker, topic: &str, within: Duration) -> Vec<OwnedMessage> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &broker.addr)
+        .set("group.id", unique("tally"))
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "10")
+        .create()
+        .unwrap();
+    let md = consumer.fetch_metadata(Some(topic), within).unwrap_or_else(|e| panic!("metadata of {topic}: {e}"));
+    let Some(t) = md.topics().iter().find(|t| t.name() == topic) else { return Vec::new() };
+    if t.error().is_some() {
+        return Vec::new();
+    }
+    let mut tpl = TopicPartitionList::new();
+    let mut end: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut next: BTreeMap<i32, i64> = BTreeMap::new();
+    for p in t.partitions() {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, p.id(), within)
+            .unwrap_or_else(|e| panic!("watermarks of {topic}/{}: {e}", p.id()));
+        if high > low {
+            tpl.add_partition_offset(topic, p.id(), Offset::Offset(low)).unwrap();
+            end.insert(p.id(), high);
+            next.insert(p.id(), low);
+        }
+    }
+    if end.is_empty() {
+        return Vec::new();
+    }
+    consumer.assign(&tpl).unwrap();
+    let deadline = Instant::now() + within;
+    let mut out = Vec::new();
+    while end.iter().any(|(p, high)| next[p] < *high) {
+        assert!(Instant::now() < deadline, "read {topic} to {end:?} within {within:?}: got to {next:?}");
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100))
+            && let Some(high) = end.get(&m.partition())
+            && m.offset() < *high
+        {
+            next.insert(m.partition(), m.offset() + 1);
+            out.push(m.detach());
+        }
+    }
+    out.sort_by_key(|m| (m.partition(), m.offset()));
+    out
+}
+
+/// Every `Frame` `topic` holds now (see [`read_all`]).
+pub fn all_frames(broker: &Broker, topic: &str) -> Vec<framewire_proto::Frame> {
+    read_all(broker, topic, Duration::from_secs(30))
+        .iter()
+        .map(|m| framewire_proto::decode_frame(m.payload().unwrap_or_default()).unwrap())
+        .collect()
+}
+
+/// Every `Detections` `topic` holds now (see [`read_all`]).
+pub fn all_detections(broker: &Broker, topic: &str) -> Vec<framewire_proto::Detections> {
+    read_all(broker, topic, Duration::from_secs(30))
+        .iter()
+        .map(|m| framewire_proto::decode_detections(m.payload().unwrap_or_default()).unwrap())
+        .collect()
+}
+
+/// One row of the fault table, every figure read back by the test that reports it:
+/// - `frames_in`: distinct frames that entered the stage under test (read back from its input topic, or the
+///   producer's own count where the test verified it against that topic);
+/// - `frames_out`: those of them with an answer read back from the output (a result on the output topic or
+///   a dead letter for it; for ingest, the frame itself on the frames topic; for the store, its database row);
+/// - `lost`: frames in without an answer;
+/// - `duplicates`: answers beyond the first for the same frame (camera + seq).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub frames_in: u64,
+    pub frames_out: u64,
+    pub lost: u64,
+    pub duplicates: u64,
+}
+
+/// What identifies a message of an input topic: a frame by camera and seq, anything else by its place.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Ident {
+    Frame(String, u64),
+    Other(i32, i64),
+}
+
+impl Tally {
+    /// Compares what went in with what came out, as identities (either side may repeat one: a key that went
+    /// in twice needs two answers). Panics on an answer to something that never went in.
+    pub fn compare<K: Ord + std::fmt::Debug>(
+        inputs: impl IntoIterator<Item = K>,
+        outputs: impl IntoIterator<Item = K>,
+    ) -> Tally {
+        let mut counts: BTreeMap<K, (u64, u64)> = BTreeMap::new();
+        for k in inputs {
+            counts.entry(k).or_default().0 += 1;
+        }
+        let mut strays = Vec::new();
+        for k in outputs {
+            match counts.get_mut(&k) {
+                Some(c) => c.1 += 1,
+                None => strays.push(k),
+            }
+        }
+        assert!(strays.is_empty(), "answers to something that never went in: {strays:?}");
+        let mut t = Tally::default();
+        for (i, o) in counts.values() {
+            t.frames_in += i;
+            t.frames_out += i.min(o);
+            t.lost += i.saturating_sub(*o);
+            t.duplicates += o.saturating_sub(*i);
+        }
+        t
+    }
+
+    /// Detect's tally: the messages of `input` (read back), against the results on `output` and the dead
+    /// letters on `input`'s dead-letter topic. Waits up to `within` for every input to be answered, then
+    /// counts what is there (a frame still unanswered then is lost).
+    pub fn measure(broker: &Broker, input: &str, output: &str, within: Duration) -> Tally {
+        Tally::measure_keys(broker, input, output, within, |_| true)
+    }
+
+    /// [`Tally::measure`] for the input messages whose Kafka key passes `keep` (ingest keys a frame by its
+    /// camera).
+    pub fn measure_keys(
+        broker: &Broker,
+        input: &str,
+        output: &str,
+        within: Duration,
+        keep: impl Fn(&str) -> bool,
+    ) -> Tally {
+        let mut by_place: BTreeMap<(i32, i64), Ident> = BTreeMap::new();
+        let mut kept: BTreeSet<Ident> = BTreeSet::new();
+        for m in read_all(broker, input, within) {
+            let id = match m.payload().map(framewire_proto::decode_frame) {
+                Some(Ok(f)) => Ident::Frame(f.camera_id, f.seq),
+                _ => Ident::Other(m.partition(), m.offset()),
+            };
+            if keep(&String::from_utf8_lossy(m.key().unwrap_or_default())) {
+                kept.insert(id.clone());
+            }
+            by_place.insert((m.partition(), m.offset()), id);
+        }
+        let every: BTreeSet<Ident> = by_place.values().cloned().collect();
+        let dlq = framewire_proto::names::dlq_topic(input);
+        let deadline = Instant::now() + within;
+        loop {
+            let mut answers: Vec<Ident> = Vec::new();
+            for m in read_all(broker, output, within) {
+                let d = framewire_proto::decode_detections(m.payload().unwrap_or_default())
+                    .unwrap_or_else(|e| panic!("{output} holds something that is not Detections: {e}"));
+                answers.push(Ident::Frame(d.camera_id, d.seq));
+            }
+            for m in read_all(broker, &dlq, within) {
+                let source = m
+                    .headers()
+                    .and_then(|h| h.iter().find(|h| h.key == framewire_proto::names::HEADER_DLQ_SOURCE))
+                    .and_then(|h| h.value)
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
+                    .unwrap_or_else(|| panic!("a dead letter on {dlq} without its source header"));
+                let mut place = source.rsplitn(3, '/');
+                let offset: i64 = place.next().and_then(|o| o.parse().ok()).unwrap();
+                let partition: i32 = place.next().and_then(|p| p.parse().ok()).unwrap();
+                let id = by_place.get(&(partition, offset)).unwrap_or_else(|| panic!("dead letter from {source}"));
+                answers.push(id.clone());
+            }
+            for a in &answers {
+                assert!(every.contains(a), "{a:?} answered on {output} or {dlq} but never was on {input}");
+            }
+            answers.retain(|a| kept.contains(a));
+            let answered: BTreeSet<&Ident> = answers.iter().collect();
+            if kept.iter().all(|id| answered.contains(id)) || Instant::now() >= deadline {
+                return Tally::compare(kept, answers);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Ingest's tally for `camera`: the frames it says it published (a count the caller checked), against
+    /// the frames of that camera read back from `topic`.
+    pub fn published(broker: &Broker, topic: &str, camera: &str, published: u64, within: Duration) -> Tally {
+        let seqs: Vec<u64> = read_all(broker, topic, within)
+            .iter()
+            .filter(|m| m.key() == Some(camera.as_bytes()))
+            .map(|m| framewire_proto::decode_frame(m.payload().unwrap_or_default()).unwrap().seq)
+            .collect();
+        let distinct = seqs.iter().collect::<BTreeSet<_>>().len() as u64;
+        assert!(distinct <= published, "{topic} holds {distinct} frames of {camera}; ingest published {published}");
+        Tally {
+            frames_in: published,
+            frames_out: distinct,
+            lost: published - distinct,
+            duplicates: seqs.len() as u64 - distinct,
+        }
+    }
+
+    /// Records this tally as the fault table's row for `fault` (see [`report`]).
+    pub fn report(&self, fault: &str) {
+        report(fault, self.frames_in, self.frames_out, self.lost, self.duplicates);
+    }
+
+    /// A clear error that must leave Kafka untouched: reads `topic` back and panics unless it holds nothing.
+    pub fn untouched(broker: &Broker, topic: &str) -> Tally {
+        let held = read_all(broker, topic, Duration::from_secs(10));
+        assert!(held.is_empty(), "{topic} holds {} messages after the error", held.len());
+        Tally::default()
+    }
+}
+
 /// Records one row of the fault suite's summary table, which `make test` prints after the tests
 /// (`scripts/fault-table.sh`). Called at the end of a test, so a row exists only when its assertions passed.
+/// Every figure must be one the test measured: [`Tally::report`] writes a [`Tally`]'s.
 pub fn report(fault: &str, frames_in: u64, frames_out: u64, lost: u64, duplicates: u64) {
     let dir = root().join("target/fault-report");
     std::fs::create_dir_all(&dir).unwrap();
