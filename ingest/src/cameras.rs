@@ -140,10 +140,51 @@ struct FileCamera {
     jpeg_quality: Option<u8>,
 }
 
+/// A parse error as it may be printed: its position and message, without the line of the file that toml
+/// quotes (it may hold a camera URL with its password), and any credentials the message itself repeats
+/// (serde quotes a value of the wrong type) hidden.
+fn describe(e: &toml::de::Error, text: &str) -> String {
+    let at = e.span().map_or_else(String::new, |span| {
+        let before = &text[..span.start.min(text.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.chars().rev().take_while(|c| *c != '\n').count() + 1;
+        // The key of that line (never a secret itself) says which setting is wrong.
+        let key = text
+            .lines()
+            .nth(line - 1)
+            .and_then(|l| l.split_once('='))
+            .map(|(k, _)| k.trim())
+            .filter(|k| !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
+            .map_or_else(String::new, |k| format!(" (`{k}`)"));
+        format!("line {line}{key}, column {column}: ")
+    });
+    let mut message = e.message().to_string();
+    if let Ok(table) = text.parse::<toml::Table>() {
+        let mut strings = Vec::new();
+        collect_strings(&toml::Value::Table(table), &mut strings);
+        for s in strings {
+            let shown = framewire_common::redact::url(&s);
+            if shown != s {
+                message = message.replace(&s, &shown);
+            }
+        }
+    }
+    format!("{at}{message}")
+}
+
+fn collect_strings(value: &toml::Value, out: &mut Vec<String>) {
+    match value {
+        toml::Value::String(s) => out.push(s.clone()),
+        toml::Value::Array(items) => items.iter().for_each(|v| collect_strings(v, out)),
+        toml::Value::Table(t) => t.values().for_each(|v| collect_strings(v, out)),
+        _ => {}
+    }
+}
+
 /// Parses a config file's text; `path` names the file in errors.
 pub fn parse_config(path: &Path, text: &str, defaults: &Defaults) -> Result<Vec<CameraSpec>> {
     let bad = |reason: String| Error::Config { path: path.to_path_buf(), reason };
-    let file: File = toml::from_str(text).map_err(|e| bad(e.to_string().trim_end().to_string()))?;
+    let file: File = toml::from_str(text).map_err(|e| bad(describe(&e, text)))?;
     if file.camera.is_empty() {
         return Err(bad("no [[camera]] entries".into()));
     }
@@ -297,6 +338,19 @@ mod tests {
         let e = parse_config(Path::new("/etc/framewire/cams.toml"), text, &defaults()).unwrap_err().to_string();
         assert!(e.contains("/etc/framewire/cams.toml"), "{e}");
         assert!(e.contains("fsp"), "{e}");
+    }
+
+    #[test]
+    fn config_errors_never_quote_a_camera_password() {
+        // A misspelt key on the line after a URL with a password, and a URL given where a number belongs.
+        let text = "[[camera]]\nid = \"a\"\nsource = \"rtsp://admin:hunter2@cam/s\"\nfsp = 5\n";
+        let e = parse_config(Path::new("c.toml"), text, &defaults()).unwrap_err().to_string();
+        assert!(e.contains("fsp") && e.contains("line 4"), "{e}");
+        assert!(!e.contains("hunter2"), "{e}");
+        let text = "[[camera]]\nid = \"a\"\nsource = \"x.mp4\"\nfps = \"rtsp://admin:hunter2@cam/s\"\n";
+        let e = parse_config(Path::new("c.toml"), text, &defaults()).unwrap_err().to_string();
+        assert!(e.contains("line 4"), "{e}");
+        assert!(!e.contains("hunter2"), "{e}");
     }
 
     #[test]
