@@ -391,7 +391,8 @@ pub async fn run(
         for ((topic, partition), offset) in &work.offsets {
             tpl.add_partition_offset(topic, *partition, Offset::Offset(offset + 1))?;
         }
-        if let Err(e) = consumer.commit(&tpl, CommitMode::Sync) {
+        // A synchronous commit waits on the broker: tell the runtime, so this worker's other tasks move on.
+        if let Err(e) = tokio::task::block_in_place(|| consumer.commit(&tpl, CommitMode::Sync)) {
             // Stored already; the messages come again and the upserts absorb them.
             warn!(error = %e, "committing offsets failed");
         }

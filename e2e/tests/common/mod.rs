@@ -238,16 +238,30 @@ impl Broker {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", &self.addr)
             .set("group.id", unique("reader"))
-            .set("auto.offset.reset", "earliest")
             .set("enable.auto.commit", "false")
             .set("fetch.wait.max.ms", "10")
-            // The topic may be created after the reader subscribes (detect creates its output at start-up).
-            .set("topic.metadata.refresh.interval.ms", "500")
             .create()
             .unwrap();
-        consumer.subscribe(&[topic]).unwrap();
-        let mut out = Vec::new();
         let deadline = Instant::now() + timeout;
+        // Every partition assigned from the beginning, without joining a group: a group rebalance would
+        // send the reader back to the start and show it messages twice. The topic may not exist yet
+        // (detect creates its output at start-up).
+        let partitions = loop {
+            let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(5)).unwrap();
+            let found =
+                md.topics().iter().find(|t| t.name() == topic && t.error().is_none()).map(|t| t.partitions().len());
+            match found {
+                Some(n) if n > 0 => break n as i32,
+                _ if Instant::now() >= deadline => return Vec::new(),
+                _ => std::thread::sleep(Duration::from_millis(100)),
+            }
+        };
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        for p in 0..partitions {
+            tpl.add_partition_offset(topic, p, rdkafka::Offset::Beginning).unwrap();
+        }
+        consumer.assign(&tpl).unwrap();
+        let mut out = Vec::new();
         while !done(&out) && Instant::now() < deadline {
             if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
                 out.push(m.detach());
