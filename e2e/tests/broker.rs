@@ -21,14 +21,10 @@ use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 const BATCH: usize = 100;
 
 /// A producer that batches: the way any real producer does under load (ingest included), but with batch
-/// boundaries the test knows.
+/// boundaries the test knows: it holds records until flushed, and each flush sends what it holds as one
+/// batch.
 fn batching_producer(broker: &Broker) -> BaseProducer {
-    ClientConfig::new()
-        .set("bootstrap.servers", &broker.addr)
-        .set("linger.ms", "60000")
-        .set("batch.num.messages", BATCH.to_string())
-        .create()
-        .unwrap()
+    ClientConfig::new().set("bootstrap.servers", &broker.addr).set("linger.ms", "60000").create().unwrap()
 }
 
 /// Produces `count` records in batches of `BATCH`, record `i` stamped `t0 + 10 * i` ms.
@@ -157,15 +153,9 @@ fn a_detect_resuming_mid_batch_loses_no_frame(broker: &Broker, storage: &str) {
     });
 
     let mut detect = broker.detect(&input, &output, &group);
-    wait_for_topic(broker, &output);
-    let results: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &broker.addr)
-        .set("group.id", unique("results"))
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    results.subscribe(&[&output]).unwrap();
+    let results = broker
+        .reader_from_start(&output, Instant::now() + Duration::from_secs(60))
+        .unwrap_or_else(|| panic!("detect never created {output}"));
     let mut seen: BTreeMap<u64, u32> = BTreeMap::new();
     let mut mid_batch_resumes = Vec::new();
     for _cycle in 0..10 {
@@ -216,20 +206,6 @@ fn read_results(results: &BaseConsumer, seen: &mut BTreeMap<u64, u32>, want: usi
             let d = framewire_proto::decode_detections(m.unwrap().payload().unwrap()).unwrap();
             *seen.entry(d.seq).or_default() += 1;
         }
-    }
-}
-
-/// Waits until detect has created its output topic (it does at start-up).
-fn wait_for_topic(broker: &Broker, topic: &str) {
-    let consumer = reader(broker, &unique("meta"));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(5)).unwrap();
-        if md.topics().iter().any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty()) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "detect never created {topic}");
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

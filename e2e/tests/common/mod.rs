@@ -235,6 +235,21 @@ impl Broker {
         timeout: Duration,
         done: impl Fn(&[OwnedMessage]) -> bool,
     ) -> Vec<OwnedMessage> {
+        let deadline = Instant::now() + timeout;
+        let Some(consumer) = self.reader_from_start(topic, deadline) else { return Vec::new() };
+        let mut out = Vec::new();
+        while !done(&out) && Instant::now() < deadline {
+            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+                out.push(m.detach());
+            }
+        }
+        out
+    }
+
+    /// A consumer assigned every partition of `topic` from the beginning, once the topic exists (detect
+    /// creates its output at start-up); None if it does not exist by `deadline`. It joins no group: a group
+    /// rebalance would send it back to the start and show it messages twice.
+    pub fn reader_from_start(&self, topic: &str, deadline: Instant) -> Option<BaseConsumer> {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", &self.addr)
             .set("group.id", unique("reader"))
@@ -242,17 +257,13 @@ impl Broker {
             .set("fetch.wait.max.ms", "10")
             .create()
             .unwrap();
-        let deadline = Instant::now() + timeout;
-        // Every partition assigned from the beginning, without joining a group: a group rebalance would
-        // send the reader back to the start and show it messages twice. The topic may not exist yet
-        // (detect creates its output at start-up).
         let partitions = loop {
             let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(5)).unwrap();
             let found =
                 md.topics().iter().find(|t| t.name() == topic && t.error().is_none()).map(|t| t.partitions().len());
             match found {
                 Some(n) if n > 0 => break n as i32,
-                _ if Instant::now() >= deadline => return Vec::new(),
+                _ if Instant::now() >= deadline => return None,
                 _ => std::thread::sleep(Duration::from_millis(100)),
             }
         };
@@ -261,13 +272,7 @@ impl Broker {
             tpl.add_partition_offset(topic, p, rdkafka::Offset::Beginning).unwrap();
         }
         consumer.assign(&tpl).unwrap();
-        let mut out = Vec::new();
-        while !done(&out) && Instant::now() < deadline {
-            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
-                out.push(m.detach());
-            }
-        }
-        out
+        Some(consumer)
     }
 
     pub fn read_detections(&self, topic: &str, want: usize, timeout: Duration) -> Vec<framewire_proto::Detections> {
