@@ -253,10 +253,7 @@ pub(crate) fn consume(i: Intake) -> Result<()> {
             Err(e) => {
                 match failure::verdict(&e) {
                     Verdict::Fatal(advice) => {
-                        let reason = match i.consumer.client().fatal_error() {
-                            Some((code, reason)) => format!("{reason} ({code:?})"),
-                            None => e.to_string(),
-                        };
+                        let reason = failure::fatal_reason(i.consumer.client(), &e);
                         return Err(Error::KafkaFatal { what: format!("consuming {}", i.topic), reason, advice });
                     }
                     Verdict::Missing => {
@@ -353,23 +350,14 @@ fn check_missing(i: &Intake, since: Instant) -> Result<Option<Instant>> {
     if since.elapsed() < i.missing_timeout {
         return Ok(Some(since));
     }
-    match i.consumer.fetch_metadata(Some(&i.topic), Duration::from_secs(10)) {
-        Ok(md) => {
-            let gone = md.topics().iter().all(|t| {
-                t.partitions().is_empty()
-                    || t.error().is_some_and(|e| failure::classify(RDKafkaErrorCode::from(e)) == Verdict::Missing)
-            });
-            if gone {
-                Err(Error::TopicGone {
-                    role: "input",
-                    topic: i.topic.clone(),
-                    flag: "--input-topic",
-                    waited: since.elapsed(),
-                })
-            } else {
-                Ok(None)
-            }
-        }
+    match failure::topic_missing(i.consumer.client(), &i.topic, Duration::from_secs(10)) {
+        Ok(true) => Err(Error::TopicGone {
+            role: "input",
+            topic: i.topic.clone(),
+            flag: "--input-topic",
+            waited: since.elapsed(),
+        }),
+        Ok(false) => Ok(None),
         // No answer is not proof of absence: keep waiting and ask again.
         Err(e) => {
             warn!(error = %e, topic = %i.topic, "cannot read the input topic's metadata");

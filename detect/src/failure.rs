@@ -8,6 +8,10 @@
 //! named there is retried, since librdkafka itself treats unknown broker errors as retriable and a spurious
 //! stop of a whole replica costs more than a wait.
 
+use std::time::Duration;
+
+use rdkafka::ClientContext;
+use rdkafka::client::Client;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode as Code};
 
 /// What to do about a failed produce or consume.
@@ -102,6 +106,27 @@ pub fn verdict(e: &KafkaError) -> Verdict {
         },
         _ => e.rdkafka_error_code().map_or(Verdict::Retry, classify),
     }
+}
+
+/// What a fatal error is about: a client in librdkafka's fatal state reports every later call as "fatal",
+/// and keeps the cause itself.
+pub fn fatal_reason<C: ClientContext>(client: &Client<C>, e: &KafkaError) -> String {
+    match client.fatal_error() {
+        Some((code, reason)) => format!("{reason} ({code:?})"),
+        None => e.to_string(),
+    }
+}
+
+/// Whether the broker says `topic` does not exist: its answer has no entry for it with partitions and
+/// without an error meaning "missing". An error when it does not answer: no answer is no proof of absence.
+pub fn topic_missing<C: ClientContext>(client: &Client<C>, topic: &str, timeout: Duration) -> Result<bool, KafkaError> {
+    let md = client.fetch_metadata(Some(topic), timeout)?;
+    let exists = |t: &rdkafka::metadata::MetadataTopic| {
+        t.name() == topic
+            && !t.partitions().is_empty()
+            && !t.error().is_some_and(|e| classify(Code::from(e)) == Verdict::Missing)
+    };
+    Ok(!md.topics().iter().any(exists))
 }
 
 #[cfg(test)]

@@ -204,7 +204,7 @@ async fn deliver(
             Verdict::Fatal(advice) => {
                 return Err(Error::KafkaFatal {
                     what: format!("publishing to the {} topic {topic}", msg.dest.role()),
-                    reason: fatal_reason(&out.producer, &e),
+                    reason: failure::fatal_reason(out.producer.client(), &e),
                     advice,
                 });
             }
@@ -224,15 +224,6 @@ async fn deliver(
 
 fn payload_len(msg: &OutMsg) -> usize {
     msg.fit.map_or(msg.payload.len(), |f| f.kept())
-}
-
-/// The error to report: a producer in librdkafka's fatal state reports every send as "fatal"; the cause is
-/// kept by the client.
-fn fatal_reason(producer: &FutureProducer, e: &KafkaError) -> String {
-    match producer.client().fatal_error() {
-        Some((code, reason)) => format!("{reason} ({code:?})"),
-        None => e.to_string(),
-    }
 }
 
 /// Refusals per topic, shared by the deliveries in progress: when a topic refuses writes every pending
@@ -327,7 +318,7 @@ pub(crate) async fn watch_topics(
         let Ok(found) = tokio::task::spawn_blocking(move || {
             t.into_iter()
                 .map(|(role, topic)| {
-                    let gone = topic_missing(&p, &topic);
+                    let gone = failure::topic_missing(p.client(), &topic, Duration::from_secs(5)).ok();
                     (role, topic, gone)
                 })
                 .collect::<Vec<_>>()
@@ -346,14 +337,4 @@ pub(crate) async fn watch_topics(
             }
         }
     }
-}
-
-/// Whether the broker says `topic` does not exist; `None` when it did not answer.
-fn topic_missing(producer: &FutureProducer, topic: &str) -> Option<bool> {
-    let md = producer.client().fetch_metadata(Some(topic), Duration::from_secs(5)).ok()?;
-    Some(md.topics().iter().any(|t| {
-        t.partitions().is_empty()
-            || t.error()
-                .is_some_and(|e| failure::classify(rdkafka::error::RDKafkaErrorCode::from(e)) == Verdict::Missing)
-    }))
 }
