@@ -20,7 +20,7 @@ use tokio::sync::{Semaphore, TryAcquireError, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::failure::{self, Verdict};
+use framewire_common::failure::{self, Verdict};
 use crate::offsets::OffsetTracker;
 use crate::{Error, Job, Result, metrics};
 

@@ -22,13 +22,11 @@
 //! - [`model`]: ONNX Runtime session and decoding to boxes; [`spec`] its metadata file.
 //! - [`ssd`], [`yolo`], [`nms`], [`labels`]: output decoding.
 //! - [`output`]: publishing results and dead letters, storing offsets once acknowledged.
-//! - [`failure`]: which Kafka errors are retried and which stop detect.
 //! - [`supervise`]: stage threads and tasks whose failure or panic stops the replica.
 //! - [`metrics`]: Prometheus metrics.
 
 pub mod consumer;
 pub mod error;
-pub mod failure;
 pub mod labels;
 pub mod metrics;
 pub mod model;

@@ -25,7 +25,7 @@ use framewire_common::dead_letter::Fit;
 use framewire_proto::{SCHEMA_VERSION, names};
 
 use crate::consumer::GroupContext;
-use crate::failure::{self, Verdict};
+use framewire_common::failure::{self, Verdict};
 use crate::offsets::{OffsetTracker, Ticket};
 use crate::{Error, Outcome, Result, Summary, metrics};
 

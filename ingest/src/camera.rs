@@ -17,7 +17,7 @@ use tracing::{info, warn};
 
 use framewire_proto::{CaptureClock, Encoding, Frame, SCHEMA_VERSION};
 
-use crate::backoff::Backoff;
+use framewire_common::backoff::Backoff;
 use crate::cameras::{CameraSpec, LiveTiming, SourceKind};
 use crate::decode::{End, FrameTime, OpenOptions, SourceInfo, VideoSource, Watchdog};
 use crate::jpeg::{JpegEncoder, Shrink};

@@ -11,12 +11,10 @@
 //! - [`sample`]: `--fps` sampling by stream time.
 //! - [`jpeg`]: libjpeg-turbo encoding from YUV planes; shrinking frames that exceed the message size.
 //! - [`queue`]: the per-camera queues to the producer (drop-oldest for live sources, wait for files).
-//! - [`backoff`]: reconnect delays.
 //! - [`publish`]: the Kafka producer with backpressure and delivery accounting.
 //! - [`progress`]: progress bars and periodic status lines.
 //! - [`metrics`]: Prometheus metrics.
 
-pub mod backoff;
 pub mod camera;
 pub mod cameras;
 pub mod decode;

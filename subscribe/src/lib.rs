@@ -12,6 +12,7 @@
 pub mod alerts;
 pub mod annotate;
 pub mod db;
+pub mod events;
 pub mod frames;
 pub mod metrics;
 pub mod query;

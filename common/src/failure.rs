@@ -1,9 +1,9 @@
-//! Which Kafka errors detect retries and which stop it.
+//! Which Kafka errors a framewire binary retries and which stop it.
 //!
 //! Retrying a frame's delivery forever is right when the cause will pass (a broker restarting, a leader
 //! moving, a slow disk): giving up would lose the frame, and back-pressure keeps memory bounded meanwhile.
-//! It is wrong when the cause is a setting or a permission that only an operator can change: detect would
-//! sit at its in-flight bound forever, looking alive. Those errors stop detect with a non-zero exit and one
+//! It is wrong when the cause is a setting or a permission that only an operator can change: the binary would
+//! sit at its in-flight bound forever, looking alive. Those errors stop it with a non-zero exit and one
 //! line that says what to fix. The decision is made per librdkafka error code in [`classify`]; a code not
 //! named there is retried, since librdkafka itself treats unknown broker errors as retriable and a spurious
 //! stop of a whole replica costs more than a wait.
@@ -14,13 +14,16 @@ use rdkafka::ClientContext;
 use rdkafka::client::Client;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode as Code};
 
+/// Advice when librdkafka put the client in its fatal state.
+const FENCED: &str = "restart this process; if it happens again, the broker log says why it fenced this client";
+
 /// What to do about a failed produce or consume.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     /// The cause is expected to pass: retry with backoff, for as long as it takes.
     Retry,
     /// The broker does not know the topic or partition. Right after a topic is created (or re-created) this
-    /// passes, so it is retried; once it persists for the missing-topic timeout, detect stops.
+    /// passes, so it is retried; once it persists for the missing-topic timeout, the binary stops.
     Missing,
     /// The message is larger than the broker or the topic accepts. A dead letter can be cut and sent again;
     /// anything else cannot get smaller by retrying.
@@ -44,10 +47,10 @@ pub fn classify(code: Code) -> Verdict {
         // The client instance is unusable (librdkafka's fatal error, e.g. the idempotent producer lost
         // its sequence guarantees): the real cause is in the client's fatal_error().
         Code::Fatal => {
-            Verdict::Fatal("restart detect; if it happens again, the broker log says why it fenced this client")
+            Verdict::Fatal(FENCED)
         }
         Code::Fenced | Code::ProducerFenced | Code::InvalidProducerEpoch => {
-            Verdict::Fatal("another producer took over this one's identity; restart detect")
+            Verdict::Fatal("another producer took over this one's identity; restart this process")
         }
         Code::FencedInstanceId | Code::UnreleasedInstanceId => {
             Verdict::Fatal("another replica uses the same --instance-id: give every replica its own")
@@ -55,13 +58,13 @@ pub fn classify(code: Code) -> Verdict {
 
         // Permissions and credentials: only an operator can change them.
         Code::TopicAuthorizationFailed => Verdict::Fatal(
-            "grant detect's principal Read on the input topic and Write on the output and dead-letter topics",
+            "grant this client's principal Read on the topics it consumes and Write on the topics it produces to",
         ),
         Code::GroupAuthorizationFailed => {
-            Verdict::Fatal("grant detect's principal Read on its consumer group (--group)")
+            Verdict::Fatal("grant this client's principal Read on its consumer group (--group)")
         }
         Code::ClusterAuthorizationFailed | Code::TransactionalIdAuthorizationFailed => {
-            Verdict::Fatal("grant detect's principal IdempotentWrite on the cluster (its producer is idempotent)")
+            Verdict::Fatal("grant this client's principal IdempotentWrite on the cluster (its producer is idempotent)")
         }
         Code::Authentication
         | Code::SaslAuthenticationFailed
@@ -77,7 +80,7 @@ pub fn classify(code: Code) -> Verdict {
         }
         Code::InvalidRequiredAcks | Code::UnsupportedForMessageFormat | Code::UnsupportedCompressionType => {
             Verdict::Fatal(
-                "the broker does not support detect's producer settings: check -X overrides and the broker version",
+                "the broker does not support the producer settings: check -X overrides and the broker version",
             )
         }
         Code::UnsupportedVersion | Code::UnsupportedFeature => {
@@ -87,7 +90,7 @@ pub fn classify(code: Code) -> Verdict {
             Verdict::Fatal("a client setting is invalid: check the -X overrides")
         }
         Code::InconsistentGroupProtocol | Code::InvalidGroupId => {
-            Verdict::Fatal("the consumer group is used by clients of another kind: give detect its own --group")
+            Verdict::Fatal("the consumer group is used by clients of another kind: give this one its own --group")
         }
 
         // Everything else passes with time: timeouts, brokers down or restarting, leaders moving, too few
@@ -102,7 +105,7 @@ pub fn verdict(e: &KafkaError) -> Verdict {
     match e {
         KafkaError::MessageConsumptionFatal(code) => match classify(*code) {
             Verdict::Fatal(advice) => Verdict::Fatal(advice),
-            _ => Verdict::Fatal("restart detect; if it happens again, the broker log says why it fenced this client"),
+            _ => Verdict::Fatal(FENCED),
         },
         _ => e.rdkafka_error_code().map_or(Verdict::Retry, classify),
     }

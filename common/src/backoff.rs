@@ -1,6 +1,8 @@
-//! Reconnect delays: exponential with full jitter, so a fleet of cameras behind one failed switch does not
-//! reconnect in lock-step, and capped so a camera that comes back is picked up within `max`.
+//! The one retry policy of every framewire binary: exponential delays with jitter, so a fleet of cameras
+//! behind one failed switch, or detect and store replicas after a broker or database outage, do not retry in
+//! lock-step, and capped so whatever comes back is picked up within `max`.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 #[derive(Debug, Clone)]
@@ -20,6 +22,14 @@ impl Backoff {
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         Backoff { min, max, attempt: 0, rng: (z ^ (z >> 31)) | 1 }
+    }
+
+    /// Jitter seeded from this process and a per-process counter: replicas and the loops within one differ.
+    pub fn jittered(min: Duration, max: Duration) -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let seed = u64::from(std::process::id()).rotate_left(32) ^ crate::time::now_us() as u64 ^ n;
+        Self::new(min, max, seed)
     }
 
     /// The delay before the next attempt: uniformly random in [ceiling/2, ceiling], where the ceiling doubles
@@ -72,6 +82,13 @@ mod tests {
     fn jitter_differs_between_cameras() {
         let d = |seed| Backoff::new(Duration::from_secs(1), Duration::from_secs(60), seed).next_delay();
         let delays: std::collections::HashSet<Duration> = (1..20).map(d).collect();
+        assert!(delays.len() > 10, "jitter does not spread: {delays:?}");
+    }
+
+    #[test]
+    fn loops_of_one_process_do_not_share_their_jitter() {
+        let d = || Backoff::jittered(Duration::from_secs(1), Duration::from_secs(60)).next_delay();
+        let delays: std::collections::HashSet<Duration> = (0..20).map(|_| d()).collect();
         assert!(delays.len() > 10, "jitter does not spread: {delays:?}");
     }
 }

@@ -1,0 +1,118 @@
+//! The pages and API that read the store's database: the event list, one event, its snapshots.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+
+use super::{App, RecentQuery, json};
+use crate::db::Db;
+
+/// The store's database, connected on first use.
+async fn with_db<T>(app: &App, f: impl AsyncFnOnce(&mut Db) -> anyhow::Result<T>) -> Result<T, Response> {
+    let (Some(db), Some(url)) = (&app.db, &app.db_url) else {
+        return Err((StatusCode::NOT_FOUND, "no store: start subscribe web with --db\n").into_response());
+    };
+    let mut guard = db.lock().await;
+    if guard.as_ref().is_none_or(Db::is_closed) {
+        *guard = Some(
+            Db::open_existing(url)
+                .await
+                .map_err(|e| (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response())?,
+        );
+    }
+    let Some(conn) = guard.as_mut() else { return Err(StatusCode::SERVICE_UNAVAILABLE.into_response()) };
+    f(conn).await.map_err(|e| (StatusCode::SERVICE_UNAVAILABLE, format!("{e:#}\n")).into_response())
+}
+
+pub(super) async fn events_list(State(app): State<App>, Query(q): Query<RecentQuery>) -> Response {
+    let args = crate::query::QueryArgs {
+        db: String::new(),
+        camera: q.camera.filter(|c| !c.is_empty()),
+        label: q.label.filter(|l| !l.is_empty()),
+        since: None,
+        model: None,
+        min_score: None,
+        events: true,
+        limit: q.limit.unwrap_or(20) as i64,
+        json: true,
+    };
+    match with_db(&app, async |db| crate::query::events(db, &args).await).await {
+        Ok(rows) => json(&rows),
+        Err(r) => r,
+    }
+}
+
+async fn event_with_snapshots(app: &App, id: &str) -> Result<(crate::track::EventRow, Vec<String>), Response> {
+    let found = with_db(app, async |db| {
+        let Some(e) = crate::query::event(db, id).await? else { return Ok(None) };
+        let mut snaps = crate::query::event_snapshots(db, &e).await?;
+        if let Some(best) = &e.best_snapshot {
+            snaps.retain(|s| s != best);
+            snaps.insert(0, best.clone());
+        }
+        Ok(Some((e, snaps)))
+    })
+    .await?;
+    found.ok_or_else(|| (StatusCode::NOT_FOUND, format!("no event {id}\n")).into_response())
+}
+
+pub(super) async fn event_json(State(app): State<App>, Path(id): Path<String>) -> Response {
+    match event_with_snapshots(&app, &id).await {
+        Ok((e, snaps)) => {
+            let urls: Vec<String> = (0..snaps.len()).map(|i| format!("/snapshots/{}/{i}", e.id)).collect();
+            json(&serde_json::json!({ "event": e, "snapshots": urls }))
+        }
+        Err(r) => r,
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+pub(super) async fn event_page(State(app): State<App>, Path(id): Path<String>) -> Response {
+    let (e, snaps) = match event_with_snapshots(&app, &id).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let images: String = (0..snaps.len())
+        .map(|i| format!("<figure><img src=\"/snapshots/{}/{i}\" alt=\"snapshot {i}\"></figure>", escape(&e.id)))
+        .collect();
+    Html(format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>event {id}</title><link rel=\"stylesheet\" href=\"/style.css\"></head>
+<body class=\"event\"><header><h1><a href=\"/\">framewire</a> · event {id}</h1></header><main>
+<table class=\"facts\"><tr><th>camera</th><td>{camera}</td></tr><tr><th>label</th><td>{label}</td></tr>
+<tr><th>model</th><td>{model}</td></tr><tr><th>start</th><td>{start} (seq {sseq})</td></tr>
+<tr><th>end</th><td>{end} (seq {eseq}){open}</td></tr><tr><th>duration</th><td>{dur:.1} s, {frames} frames</td></tr>
+<tr><th>peak score</th><td>{peak:.2}</td></tr></table>
+<section class=\"snapshots\">{images}</section></main></body></html>",
+        id = escape(&e.id),
+        camera = escape(&e.camera),
+        label = escape(&e.label),
+        model = escape(&e.model),
+        start = crate::query::time(e.start_ms),
+        sseq = e.start_seq,
+        end = crate::query::time(e.end_ms),
+        eseq = e.end_seq,
+        open = if e.open { ", still open" } else { "" },
+        dur = e.duration_ms() as f64 / 1000.0,
+        frames = e.frames,
+        peak = e.peak_score,
+        images = if images.is_empty() { "<p>No snapshots.</p>".to_string() } else { images },
+    ))
+    .into_response()
+}
+
+pub(super) async fn snapshot_file(State(app): State<App>, Path((id, n)): Path<(String, usize)>) -> Response {
+    let (_, snaps) = match event_with_snapshots(&app, &id).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let Some(path) = snaps.get(n) else { return StatusCode::NOT_FOUND.into_response() };
+    let p = path.clone();
+    match tokio::task::spawn_blocking(move || std::fs::read(p)).await.unwrap_or_else(|e| Err(std::io::Error::other(e)))
+    {
+        Ok(b) => ([(header::CONTENT_TYPE, "image/jpeg")], b).into_response(),
+        Err(e) => (StatusCode::NOT_FOUND, format!("{path}: {e} (removed by retention?)\n")).into_response(),
+    }
+}
