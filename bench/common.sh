@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the benchmarks. Sourced, not run.
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/common.sh"
 cd "$ROOT"
@@ -18,7 +19,7 @@ start_broker() {
     fi
     local port
     port="$(free_port)"
-    start_tansu "$WORK" "$port"
+    start_tansu "$WORK" "$port" memory
     PIDS+=("$TANSU_PID")
     export FRAMEWIRE_BROKERS="127.0.0.1:$port"
 }

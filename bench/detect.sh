@@ -23,9 +23,9 @@ start_broker
 
 INPUT="bench-frames-$RANDOM$RANDOM"
 for i in $(seq "$CAMERAS"); do
-    "$BIN/ingest" --camera "cam$i" --topic "$INPUT" --progress log "$VIDEO" >"$WORK/ingest$i.out"
+    "$BIN/ingest" --camera "cam$i" --topic "$INPUT" --progress log --summary-format json "$VIDEO" >"$WORK/ingest$i.json"
 done
-TOTAL=$(awk '{ s += $2 } END { print s }' "$WORK"/ingest*.out)
+TOTAL=$(jq -s '[.[].cameras[].published] | add' "$WORK"/ingest*.json)
 log "$TOTAL frames from $CAMERAS cameras in $INPUT"
 
 raw() { "$BIN/examples/raw_inference" "$MODEL" "$1" "$RAW_SECONDS" | sed -n 's/^raw_fps=//p'; }
@@ -59,14 +59,14 @@ e2e() {
         pids+=($!)
     done
     sub_cpu=$( ( "$BIN/subscribe" tail --topic "$run" --from-beginning --count "$TOTAL" --idle-exit 120s \
-        --summary >/dev/null 2>"$WORK/$run.tail"; times ) | awk 'NR == 2 { gsub(/[ms]/, " "); print $1 * 60 + $2 + $3 * 60 + $4 }')
+        --summary-format json >/dev/null 2>"$WORK/$run.tail"; times ) | awk 'NR == 2 { gsub(/[ms]/, " "); print $1 * 60 + $2 + $3 * 60 + $4 }')
     for p in "${pids[@]}"; do detect_cpu=$(awk -v a="$detect_cpu" -v b="$(cpu_s "$p")" 'BEGIN { print a + b }'); done
     awk -v f="$TOTAL" -v d="$detect_cpu" -v b="$(cpu_s "$BROKER_PID")" -v b0="$broker0" -v s="$sub_cpu" \
         'BEGIN { printf "detect %.2f, broker %.2f, subscriber %.2f", 1000 * d / f, 1000 * (b - b0) / f, 1000 * s / f }' \
         >"$WORK/cpu.$1.$2"
     kill "${pids[@]}" 2>/dev/null
     wait "${pids[@]}" 2>/dev/null
-    sed -n 's/.*; \([0-9.]*\) frames\/s$/\1/p' "$WORK/$run.tail"
+    summary_json tail "$WORK/$run.tail" | jq -r '.frames_per_s // empty' | awk '{ printf "%.1f\n", $1 }'
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }

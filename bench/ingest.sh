@@ -51,9 +51,11 @@ for round in $(seq "$ROUNDS"); do
     CV+=("$(fps "$FRAMES" "$t0" "$t1")")
     log "round $round/$ROUNDS: ingest -> Kafka"
     t0=$(now)
-    "$BIN/ingest" --camera "bench$round" --topic bench-ingest --jpeg-quality "$QUALITY" --progress log "$CLIP" >"$WORK/ingest.out"
+    "$BIN/ingest" --camera "bench$round" --topic bench-ingest --jpeg-quality "$QUALITY" --progress log \
+        --summary-format json "$CLIP" >"$WORK/ingest.json"
     t1=$(now)
-    grep -q "^published $FRAMES frames" "$WORK/ingest.out" || die "ingest: $(cat "$WORK/ingest.out")"
+    summary_json ingest "$WORK/ingest.json" | jq -e --argjson n "$FRAMES" '.cameras[0].published == $n' >/dev/null ||
+        die "ingest: $(cat "$WORK/ingest.json")"
     ING+=("$(fps "$FRAMES" "$t0" "$t1")")
 done
 C=$(median "${CLI[@]}") O=$(median "${CV[@]}") I=$(median "${ING[@]}")

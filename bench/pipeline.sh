@@ -28,13 +28,13 @@ for _ in $(seq 100); do grep -q ready "$WORK/rtsp.log" 2>/dev/null && break; sle
 FRAMES="bench-frames-$RANDOM" RESULTS="bench-detections-$RANDOM"
 "$BIN/detect" --model "$MODEL" --threads 1 --group "bench-$RANDOM" --input-topic "$FRAMES" --output-topic "$RESULTS" \
     >"$WORK/detect.log" 2>&1 &
-DETECT=$!; PIDS+=($DETECT)
-"$BIN/subscribe" tail --topic "$RESULTS" --summary >/dev/null 2>"$WORK/tail.err" &
-TAIL=$!; PIDS+=($TAIL)
+DETECT=$!; PIDS+=("$DETECT")
+"$BIN/subscribe" tail --topic "$RESULTS" --summary-format json >/dev/null 2>"$WORK/tail.err" &
+TAIL=$!; PIDS+=("$TAIL")
 sleep 3
 "$BIN/ingest" --camera bench --fps 10 --topic "$FRAMES" --progress log "rtsp://127.0.0.1:$rtsp_port/cam" \
     >"$WORK/ingest.out" 2>"$WORK/ingest.log" &
-INGEST=$!; PIDS+=($INGEST)
+INGEST=$!; PIDS+=("$INGEST")
 
 rss() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 log "running for $DURATION s (RSS sampled every 5 s)"
@@ -48,11 +48,11 @@ sleep 3
 kill -TERM "$TAIL"; wait "$TAIL" || true
 kill -TERM "$DETECT"; wait "$DETECT" || true
 
-SUMMARY=$(grep '^summary:' "$WORK/tail.err" || die "no tail summary: $(cat "$WORK/tail.err")")
-P50=$(sed -n 's/.*latency capture to here p50 \([0-9]*\) ms.*/\1/p' <<<"$SUMMARY")
-P99=$(sed -n 's/.*p99 \([0-9]*\) ms.*/\1/p' <<<"$SUMMARY")
-INF=$(sed -n 's/.*inference p50 \([0-9.]*\) ms.*/\1/p' <<<"$SUMMARY")
-FRAMES_DONE=$(sed -n 's/^summary: \([0-9]*\) frames.*/\1/p' <<<"$SUMMARY")
+SUMMARY=$(summary_json tail "$WORK/tail.err")
+P50=$(jq -r '.latency_p50_ms // empty' <<<"$SUMMARY")
+P99=$(jq -r '.latency_p99_ms // empty' <<<"$SUMMARY")
+INF=$(jq -r '.inference_p50_ms // empty' <<<"$SUMMARY" | awk '{ printf "%.1f", $1 }')
+FRAMES_DONE=$(jq '.frames' <<<"$SUMMARY")
 # Memory: peak (MiB), and the last minute's mean against the mean of the minute after a 30 s warm-up.
 mem() {
     awk -v c="$1" -v d="$DURATION" '

@@ -17,7 +17,9 @@ start)
     fi
     port="${2:-$(free_port)}"
     addr="127.0.0.1:$port"
-    start_tansu "$DIR" "$port"
+    # A new broker, a new log (start_tansu appends, for brokers restarted on their own directory).
+    : >"$DIR/tansu.log"
+    start_tansu "$DIR" "$port" memory
     echo "$TANSU_PID" >"$PIDFILE"
     echo "$addr" >"$DIR/addr"
     echo "$addr"

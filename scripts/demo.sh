@@ -39,14 +39,24 @@ DETECT_PID=$!
 
 log "streaming $VIDEO as camera $CAMERA"
 START=$(date +%s.%N)
-"$BIN/ingest" --camera "$CAMERA" --metrics-listen off "$VIDEO" | tee "$LOGS/ingest.out"
-FRAMES_IN=$(sed -n 's/^published \([0-9]*\) frames.*/\1/p' "$LOGS/ingest.out")
-[ -n "$FRAMES_IN" ] || die "ingest did not report its frames"
+"$BIN/ingest" --camera "$CAMERA" --metrics-listen off --summary-format json "$VIDEO" >"$LOGS/ingest.json"
+INGESTED=$(summary_json ingest "$LOGS/ingest.json")
+# ingest's own words for each camera, as its text summary puts them.
+jq -r '.elapsed_s as $s | .cameras[] | [.camera, .published, .decoded, .dropped, .reconnects, .skipped, .damaged, $s] | @tsv' \
+    <<<"$INGESTED" | awk -F'\t' '{
+        secs = $8 > 0.001 ? $8 : 0.001
+        detail = $3 " decoded"
+        split("dropped|reconnects|files skipped|lost to damaged data", what, "|")
+        for (i = 4; i <= 7; i++) if ($i > 0) detail = detail ", " $i " " what[i - 3]
+        printf "published %d frames of camera %s (%s) in %.1f s, %.1f frames/s\n", $2, $1, detail, secs, $2 / secs
+    }'
+FRAMES_IN=$(jq '[.cameras[].published] | add' <<<"$INGESTED")
 
 log "detections (subscribe tail)"
-"$BIN/subscribe" --metrics-listen off tail --from-beginning --count "$FRAMES_IN" --idle-exit 60s --summary 2>"$LOGS/tail.err"
+"$BIN/subscribe" --metrics-listen off tail --from-beginning --count "$FRAMES_IN" --idle-exit 60s --summary-format json \
+    2>"$LOGS/tail.err"
 END=$(date +%s.%N)
-grep -v '^summary:' "$LOGS/tail.err" >&2 || true
+grep -v '^{"summary":"tail"' "$LOGS/tail.err" >&2 || true
 
 log "storing the detections (subscribe store: SQLite, snapshots of people, events)"
 rm -rf "$LOGS/framewire.db"* "$LOGS/snapshots"
@@ -55,10 +65,11 @@ rm -rf "$LOGS/framewire.db"* "$LOGS/snapshots"
 STORED=$(tail -n 1 "$LOGS/store.err")
 EVENTS=$("$BIN/subscribe" query --db "sqlite://$LOGS/framewire.db" --events --limit 1000 | wc -l)
 
-SUMMARY=$(grep '^summary:' "$LOGS/tail.err" || true)
-DETECTED=$(sed -n 's/^summary: \([0-9]*\) frames detected.*/\1/p' <<<"$SUMMARY")
-LABELS=$(sed -n 's/.*top labels: \(.*\); latency .*/\1/p' <<<"$SUMMARY")
-LATENCY=$(sed -n 's/.*latency capture to here \(.*\); .* frames\/s$/\1/p' <<<"$SUMMARY")
+TAILED=$(summary_json tail "$LOGS/tail.err")
+DETECTED=$(jq '.frames' <<<"$TAILED")
+LABELS=$(jq -r '[.top_labels[] | "\(.label) \(.count)"] | join(", ")' <<<"$TAILED")
+LATENCY=$(jq -r '[.latency_p50_ms, .latency_p99_ms, .inference_p50_ms] | select(all(. != null)) | @tsv' <<<"$TAILED" |
+    awk -F'\t' '{ printf "p50 %d ms, p99 %d ms (inference p50 %.1f ms)", $1, $2, $3 }')
 echo
 echo "=== framewire demo summary ==="
 echo "frames in:       $FRAMES_IN (camera $CAMERA)"

@@ -16,8 +16,10 @@ TANSU_VERSION=0.6.0
 # and expect their data back.
 TANSU_FEATURES=dynostore,libsql
 # The published crates, pinned: the broker itself and the storage crate the patch applies to.
-TANSU_CRATE_SHA256=4fdd85473ec265140488cf8d55e82b844f5c051c8916fabdd4a71156ac053f6d
-TANSU_STORAGE_CRATE_SHA256=720d2ed8e6010c70f7f06e5af5a7274ebbf6e42fdcd9e46de542b10dc4d2f35d
+declare -A CRATE_SHA256=(
+    [tansu]=4fdd85473ec265140488cf8d55e82b844f5c051c8916fabdd4a71156ac053f6d
+    [tansu-storage]=720d2ed8e6010c70f7f06e5af5a7274ebbf6e42fdcd9e46de542b10dc4d2f35d
+)
 PATCH="$ROOT/scripts/tansu/fetch-holding-batch-and-list-offsets.patch"
 
 # The build is keyed by version, features and patch: a tansu built from anything else (an unpatched one from
@@ -60,9 +62,7 @@ for crate in tansu tansu-storage; do
     src="$registry_src/$crate-$TANSU_VERSION"
     # The .crate archive cargo unpacked, in the registry's cache/ beside its src/.
     archive="${src/\/registry\/src\//\/registry\/cache\/}.crate"
-    sum=TANSU_CRATE_SHA256
-    [ "$crate" = tansu-storage ] && sum=TANSU_STORAGE_CRATE_SHA256
-    verify "$archive" "${!sum}"
+    verify "$archive" "${CRATE_SHA256[$crate]}"
     cp -r "$src" "$WORK/src/$crate"
 done
 

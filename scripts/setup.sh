@@ -15,6 +15,11 @@ APT_PACKAGES=(
     gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
     # The web view is tested in a real headless browser; the store against a real PostgreSQL server.
     chromium postgresql
+    # make test lints every shell script; the demo and the benchmarks read the binaries' JSON summaries.
+    shellcheck jq
+    # librdkafka's TLS comes from OpenSSL built from source (perl drives its build); the secured-Kafka tests
+    # put stunnel in front of the broker, and the HTTPS browser test trusts the test CA through certutil.
+    perl stunnel4 libnss3-tools
 )
 
 missing=()

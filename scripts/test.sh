@@ -12,6 +12,14 @@ cd "$ROOT"
 for component in rustfmt clippy; do
     rustup component list --installed 2>/dev/null | grep -q "^$component" || rustup component add "$component"
 done
+log "shellcheck"
+# Every shell script: *.sh, and any other file whose first line runs bash or sh (.ci/run). shellcheck reads
+# the repository's .shellcheckrc.
+scripts=()
+while IFS= read -r -d '' f; do
+    if [[ "$f" == *.sh ]] || head -n 1 "$f" | grep -qE '^#!.*[/ ](ba)?sh( |$)'; then scripts+=("$f"); fi
+done < <(find "$ROOT" \( -name .git -o -name target -o -name .cache -o -name out \) -prune -o -type f -print0)
+shellcheck "${scripts[@]}"
 log "cargo fmt --check"
 cargo fmt --all -- --check
 log "cargo clippy"

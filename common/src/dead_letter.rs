@@ -4,7 +4,6 @@
 //! forever and stall its partition. Instead its payload is cut, and a header records how long it was; the
 //! whole message stays at its source (the `framewire-dlq-source` header) for the input topic's retention.
 
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 
 /// Header on a dead letter whose payload was cut to fit: the original payload's length in bytes.
@@ -12,11 +11,6 @@ pub const HEADER_ORIGINAL_BYTES: &str = "framewire-dlq-original-bytes";
 
 /// The most payload bytes kept after the first refusal: enough to tell what the message was.
 pub const KEEP_AFTER_REFUSAL: usize = 64 * 1024;
-
-/// Whether a produce error means the message is too large to be accepted as it is.
-pub fn too_large(e: &KafkaError) -> bool {
-    e.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageSizeTooLarge)
-}
 
 /// How much of a dead letter's payload to send: all of it until it is refused as too large, then
 /// [`KEEP_AFTER_REFUSAL`] bytes, then half as much after each further refusal, down to nothing.
@@ -100,11 +94,5 @@ mod tests {
         let last = h.get(1);
         assert_eq!(last.key, HEADER_ORIGINAL_BYTES);
         assert_eq!(last.value, Some(&b"9000"[..]));
-    }
-
-    #[test]
-    fn only_size_refusals_count_as_too_large() {
-        assert!(too_large(&KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge)));
-        assert!(!too_large(&KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut)));
     }
 }

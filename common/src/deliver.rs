@@ -13,7 +13,8 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use tracing::warn;
 
 use crate::backoff::Backoff;
-use crate::dead_letter::{self, Fit};
+use crate::dead_letter::Fit;
+use crate::failure::{self, Verdict};
 
 /// How long one send may wait in the producer's queue and for the acknowledgement before it counts as
 /// refused (and is retried).
@@ -90,7 +91,7 @@ pub async fn send<E>(
             }
             Err((e, _)) => e,
         };
-        if dead_letter::too_large(&e) && msg.fit.as_mut().is_some_and(Fit::shrink) {
+        if failure::verdict(&e) == Verdict::TooLarge && msg.fit.as_mut().is_some_and(Fit::shrink) {
             warn!(topic = %msg.topic, original_bytes = msg.payload.len(), kept_bytes = msg.sent_len(),
                 "dead letter refused as too large; sending it cut short");
             continue;

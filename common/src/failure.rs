@@ -46,9 +46,7 @@ pub fn classify(code: Code) -> Verdict {
 
         // The client instance is unusable (librdkafka's fatal error, e.g. the idempotent producer lost
         // its sequence guarantees): the real cause is in the client's fatal_error().
-        Code::Fatal => {
-            Verdict::Fatal(FENCED)
-        }
+        Code::Fatal => Verdict::Fatal(FENCED),
         Code::Fenced | Code::ProducerFenced | Code::InvalidProducerEpoch => {
             Verdict::Fatal("another producer took over this one's identity; restart this process")
         }

@@ -10,6 +10,7 @@
 //! - [`time`]: wall-clock milliseconds and microseconds since the epoch.
 //! - [`kafka`]: the `--brokers`/`-X`/`--kafka-options` flags, client configs, topic creation, reachability check.
 //! - [`redact`]: hiding passwords and tokens in URLs and librdkafka settings before anything prints them.
+//! - [`summary`]: the exit summary's format, text or one JSON line.
 //! - [`telemetry`]: `tracing` set-up from `RUST_LOG`.
 //! - [`shutdown`]: a cancellation token fired by Ctrl-C or SIGTERM.
 //! - [`metrics`]: a minimal HTTP server for the Prometheus text format.
@@ -25,6 +26,7 @@ pub mod lag;
 pub mod metrics;
 pub mod redact;
 pub mod shutdown;
+pub mod summary;
 pub mod telemetry;
 pub mod time;
 

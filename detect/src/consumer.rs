@@ -18,11 +18,17 @@ use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::{Semaphore, TryAcquireError, mpsc};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::warn;
 
 use framewire_common::failure::{self, Verdict};
+
+use crate::events::{
+    ConsumerErrored, FrameConsumed, InputPaused, InputResumed, OffsetCommitFailed, PartitionsAssigned,
+    PartitionsRevoked, RebalanceFailed, ReplayStarted,
+};
 use crate::offsets::OffsetTracker;
-use crate::{Error, Job, Result, metrics};
+use crate::stages::Job;
+use crate::{Error, Result, metrics};
 
 /// Consumer settings framewire relies on; `-X` can still override them.
 pub fn consumer_settings(group: &str, instance_id: Option<&str>) -> Vec<(String, String)> {
@@ -127,7 +133,7 @@ impl GroupContext {
             if let Some(mut e) = tpl.find_partition(&self.topic, p)
                 && e.set_offset(offset).is_ok()
             {
-                info!(partition = p, ?offset, "replay start");
+                ReplayStarted { partition: p, offset }.emit();
             }
         }
     }
@@ -171,7 +177,7 @@ impl ConsumerContext for GroupContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
             let parts: Vec<i32> = tpl.elements_for_topic(&self.topic).iter().map(|e| e.partition()).collect();
-            info!(partitions = ?parts, "partitions revoked: committing finished frames");
+            PartitionsRevoked { partitions: &parts }.emit();
             commit_sync(consumer);
             if let Ok(mut t) = self.tracker.lock() {
                 for p in parts {
@@ -185,14 +191,14 @@ impl ConsumerContext for GroupContext {
         match rebalance {
             Rebalance::Assign(tpl) => {
                 let parts: Vec<i32> = tpl.elements_for_topic(&self.topic).iter().map(|e| e.partition()).collect();
-                info!(partitions = ?parts, "partitions assigned");
+                PartitionsAssigned { partitions: &parts }.emit();
                 if let Ok(mut t) = self.tracker.lock() {
                     for p in parts {
                         t.assign(p);
                     }
                 }
             }
-            Rebalance::Error(e) => warn!(error = %e, "rebalance error"),
+            Rebalance::Error(e) => RebalanceFailed { error: e }.emit(),
             Rebalance::Revoke(_) => {}
         }
     }
@@ -203,7 +209,7 @@ pub fn commit_sync<C: ConsumerContext>(consumer: &impl Consumer<C>) {
     match consumer.commit_consumer_state(CommitMode::Sync) {
         Ok(()) => {}
         Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-        Err(e) => warn!(error = %e, "offset commit failed (the frames will be processed again)"),
+        Err(e) => OffsetCommitFailed { error: &e }.emit(),
     }
 }
 
@@ -264,7 +270,7 @@ pub(crate) fn consume(i: Intake) -> Result<()> {
                 // librdkafka retries by itself; one line per distinct error (or per 10 s) is enough.
                 let text = e.to_string();
                 if last_error.as_ref().is_none_or(|(t, at)| *t != text || at.elapsed() > Duration::from_secs(10)) {
-                    warn!(error = %text, "consumer error");
+                    ConsumerErrored { error: &text }.emit();
                     last_error = Some((text, Instant::now()));
                 }
                 continue;
@@ -281,7 +287,6 @@ pub(crate) fn consume(i: Intake) -> Result<()> {
                 None => return Ok(()),
             },
         };
-        debug!(partition = m.partition(), offset = m.offset(), "consumed");
         let Some(ticket) = i.tracker.lock().ok().and_then(|mut t| t.begin(m.partition(), m.offset())) else {
             continue;
         };
@@ -293,7 +298,7 @@ pub(crate) fn consume(i: Intake) -> Result<()> {
                 continue;
             }
         }
-        i.metrics.in_flight.inc();
+        FrameConsumed { partition: m.partition(), offset: m.offset() }.emit(&i.metrics);
         let job = Job {
             ticket,
             key: m.key().map(<[u8]>::to_vec),
@@ -326,11 +331,7 @@ fn set_paused(i: &Intake, paused: bool) {
         warn!(error = %e, paused, "cannot pause or resume the input");
     }
     let in_flight = i.tracker.lock().map(|t| t.in_flight()).unwrap_or(0);
-    if paused {
-        info!(in_flight, "pipeline full (results are not being delivered as fast as frames arrive): input paused");
-    } else {
-        info!(in_flight, "room in the pipeline again: input resumed");
-    }
+    if paused { InputPaused { in_flight }.emit() } else { InputResumed { in_flight }.emit() }
 }
 
 fn wait_for_permit(i: &Intake) -> Option<tokio::sync::OwnedSemaphorePermit> {

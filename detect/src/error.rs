@@ -35,12 +35,43 @@ pub enum Error {
         "the {stage} stage panicked: {message}. This is a bug in detect; frames not yet delivered stay uncommitted and are processed after a restart"
     )]
     StagePanicked { stage: &'static str, message: String },
+    /// A task or thread of detect's own could not be started or did not finish (a panic while loading the
+    /// model, a cancelled task, no threads left). Stage errors and stage panics have their own variants.
+    #[error("internal error: {what}")]
+    Internal {
+        what: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+impl Error {
+    pub(crate) fn internal(
+        what: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Error::Internal { what: what.into(), source: source.into() }
+    }
+}
+
 impl From<ort::Error> for Error {
     fn from(e: ort::Error) -> Self {
         Error::Inference(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicked_task_is_internal_with_the_panic_as_its_source() {
+        let join = tokio::spawn(async { panic!("model file changed under us") }).await.unwrap_err();
+        let e = Error::internal("loading the model", join);
+        assert_eq!(e.to_string(), "internal error: loading the model");
+        let source = std::error::Error::source(&e).map(ToString::to_string).unwrap_or_default();
+        assert!(source.contains("model file changed under us"), "{source}");
     }
 }

@@ -7,10 +7,11 @@ use framewire_detect::{Config, run};
 async fn main() -> ExitCode {
     framewire_common::telemetry::init();
     let config = Config::parse();
+    let format = config.summary_format;
     let shutdown = framewire_common::shutdown::on_signal();
     match run(config, shutdown).await {
         Ok(s) => {
-            println!("detected {} frames, {} dead-lettered", s.detected, s.dead_lettered);
+            println!("{}", s.render(format));
             ExitCode::SUCCESS
         }
         Err(e) => {

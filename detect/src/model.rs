@@ -1,12 +1,10 @@
-//! The ONNX model: loading ONNX Runtime and the model, checking that its inputs and outputs fit the
-//! metadata, and turning a batch of prepared frames into boxes.
+//! The ONNX model: loading it into an ONNX Runtime session (the runtime itself is [`crate::runtime`]),
+//! checking that its inputs and outputs fit the metadata, and turning a batch of prepared frames into boxes.
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use std::time::Instant;
 
 use ndarray::ArrayViewD;
-use ort::environment::Environment;
 use ort::session::Session;
 use ort::value::{TensorRef, ValueType};
 use sha2::{Digest, Sha256};
@@ -17,19 +15,10 @@ use framewire_proto::DetectionBox;
 use crate::labels::Labels;
 use crate::nms::{self, Candidate};
 use crate::preprocess::{Prepared, Preprocessor};
+pub use crate::runtime::ExecutionProvider;
+use crate::runtime::{environment, with_provider};
 use crate::spec::{DecoderSpec, InputSpec, Layout, ModelSpec, Resize};
 use crate::{Error, Result, ssd, yolo};
-
-/// Where inference runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum ExecutionProvider {
-    #[default]
-    Cpu,
-    /// NVIDIA CUDA (build with `--features cuda`).
-    Cuda,
-    /// NVIDIA TensorRT (build with `--features tensorrt`).
-    Tensorrt,
-}
 
 /// What `Detector::load` needs.
 #[derive(Debug, Clone)]
@@ -73,57 +62,6 @@ impl ModelOptions {
             max_batch: 8,
         }
     }
-}
-
-/// Registers the chosen execution provider, failing (instead of silently falling back to the CPU) when it
-/// cannot be used.
-fn with_provider(
-    builder: ort::session::builder::SessionBuilder,
-    ep: ExecutionProvider,
-) -> Result<ort::session::builder::SessionBuilder> {
-    #[cfg_attr(all(feature = "cuda", feature = "tensorrt"), allow(unused_variables))]
-    let not_built = |name: &str| Error::ModelLoad {
-        path: PathBuf::new(),
-        reason: format!(
-            "this build has no {name} support: rebuild detect with `cargo build --release --features {name}`"
-        ),
-    };
-    match ep {
-        ExecutionProvider::Cpu => Ok(builder),
-        #[cfg(feature = "cuda")]
-        ExecutionProvider::Cuda => register(builder, ort::ep::CUDA::default().build().error_on_failure(), ep),
-        #[cfg(not(feature = "cuda"))]
-        ExecutionProvider::Cuda => Err(not_built("cuda")),
-        #[cfg(feature = "tensorrt")]
-        ExecutionProvider::Tensorrt => register(builder, ort::ep::TensorRT::default().build().error_on_failure(), ep),
-        #[cfg(not(feature = "tensorrt"))]
-        ExecutionProvider::Tensorrt => Err(not_built("tensorrt")),
-    }
-}
-
-#[cfg(any(feature = "cuda", feature = "tensorrt"))]
-fn register(
-    builder: ort::session::builder::SessionBuilder,
-    dispatch: ort::ep::ExecutionProviderDispatch,
-    ep: ExecutionProvider,
-) -> Result<ort::session::builder::SessionBuilder> {
-    builder
-        .with_execution_providers([dispatch])
-        .map_err(|e| Error::ModelLoad { path: PathBuf::new(), reason: format!("execution provider {ep:?}: {e}") })
-}
-
-static ENVIRONMENT: OnceLock<std::result::Result<Environment, String>> = OnceLock::new();
-
-/// Loads ONNX Runtime from `lib` once per process (ONNX Runtime allows one environment per process).
-pub fn environment(lib: &Path) -> Result<&'static Environment> {
-    let env = ENVIRONMENT.get_or_init(|| {
-        if !lib.exists() {
-            return Err("file not found".to_string());
-        }
-        let builder = ort::init_from(lib).map_err(|e| e.to_string())?;
-        builder.with_name("framewire").build().map_err(|e| e.to_string())
-    });
-    env.as_ref().map_err(|reason| Error::Runtime { path: lib.into(), reason: reason.clone() })
 }
 
 /// A loaded model with its decoder settings.

@@ -15,19 +15,25 @@ use prost::Message as _;
 use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{FutureProducer, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
 
-use framewire_common::dead_letter::Fit;
+use framewire_common::backoff::Backoff;
+use framewire_common::deliver::{self, Outgoing, Refused};
+use framewire_common::failure::{self, Verdict};
 use framewire_proto::{SCHEMA_VERSION, names};
 
 use crate::consumer::GroupContext;
-use framewire_common::failure::{self, Verdict};
+use crate::events::{
+    DeadLetterPublished, DeadLettering, DeliveryRetried, FramePublished, OffsetNotStored, TopicAccepting, TopicBack,
+    TopicMissing,
+};
+use crate::metrics::Metrics;
 use crate::offsets::{OffsetTracker, Ticket};
-use crate::{Error, Outcome, Result, Summary, metrics};
+use crate::stages::Outcome;
+use crate::{Error, Result, Summary};
 
 /// What the output stage needs besides its input.
 pub(crate) struct Output {
@@ -38,7 +44,7 @@ pub(crate) struct Output {
     pub output_topic: String,
     pub dlq_topic: String,
     pub missing_timeout: Duration,
-    pub metrics: metrics::Metrics,
+    pub metrics: Metrics,
 }
 
 /// Publishes results and dead letters until the pipeline closes. Returns the first fatal delivery error.
@@ -52,53 +58,20 @@ pub(crate) async fn output_stage(mut outcomes: mpsc::Receiver<Outcome>, out: Out
         tokio::select! {
             o = outcomes.recv(), if open => match o {
                 None => open = false,
-                Some(Outcome::Detected { ticket, detections, permit }) => {
-                    for b in &detections.boxes {
-                        out.metrics.boxes.with_label_values(&[&b.label]).inc();
-                    }
-                    let latency = (detections.detected_time_ms - detections.capture_time_ms).max(0) as f64 / 1000.0;
-                    out.metrics.latency_seconds.observe(latency);
-                    let mut d = detections;
-                    d.source_topic = out.input_topic.clone();
-                    let camera = d.camera_id.clone();
-                    let headers = OwnedHeaders::new()
-                        .insert(Header { key: names::HEADER_SCHEMA, value: Some(&SCHEMA_VERSION.to_string()) })
-                        .insert(Header { key: names::HEADER_TYPE, value: Some(names::TYPE_DETECTIONS) });
-                    let msg = OutMsg {
-                        dest: Dest::Output,
-                        key: Some(camera.clone().into_bytes()),
-                        payload: d.encode_to_vec(),
-                        headers,
-                        fit: None,
-                    };
-                    let job = Delivery { msg, ticket, what: Delivered::Detections(camera), permit };
-                    pending.push(deliver(out.clone(), health.clone(), job));
-                }
-                Some(Outcome::Dead { job, reason, kind }) => {
-                    let t = job.ticket;
-                    warn!(partition = t.partition, offset = t.offset, %reason, "dead-lettering message");
-                    out.metrics.dead_letters.with_label_values(&[kind]).inc();
-                    let source = format!("{}/{}/{}", out.input_topic, t.partition, t.offset);
-                    let mut headers = job.headers.unwrap_or_default();
-                    headers = headers
-                        .insert(Header { key: names::HEADER_DLQ_REASON, value: Some(&reason) })
-                        .insert(Header { key: names::HEADER_DLQ_SOURCE, value: Some(&source) });
-                    let fit = Some(Fit::new(job.payload.len()));
-                    let msg = OutMsg { dest: Dest::DeadLetter, key: job.key, payload: job.payload, headers, fit };
-                    let job = Delivery { msg, ticket: t, what: Delivered::DeadLetter, permit: job.permit };
-                    pending.push(deliver(out.clone(), health.clone(), job));
-                }
+                Some(outcome) => pending.push(deliver(out.clone(), health.clone(), delivery(&out, outcome))),
             },
             Some(done) = pending.next(), if !pending.is_empty() => {
                 let (ticket, what, permit) = done?;
                 match what {
                     Delivered::Detections(camera) => {
                         summary.detected += 1;
-                        out.metrics.frames.with_label_values(&[&camera]).inc();
+                        FramePublished { camera: &camera }.emit(&out.metrics);
                     }
-                    Delivered::DeadLetter => summary.dead_lettered += 1,
+                    Delivered::DeadLetter => {
+                        summary.dead_lettered += 1;
+                        DeadLetterPublished.emit(&out.metrics);
+                    }
                 }
-                out.metrics.in_flight.dec();
                 finish(out.consumer.as_ref(), &out.tracker, &out.input_topic, ticket);
                 // The frame is done: room for the next one.
                 drop(permit);
@@ -108,52 +81,54 @@ pub(crate) async fn output_stage(mut outcomes: mpsc::Receiver<Outcome>, out: Out
     Ok(summary)
 }
 
-/// Where a message goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Dest {
-    Output,
-    DeadLetter,
-}
-
-impl Dest {
-    fn topic<'a>(&self, out: &'a Output) -> &'a str {
-        match self {
-            Dest::Output => &out.output_topic,
-            Dest::DeadLetter => &out.dlq_topic,
+/// The message an outcome is published as.
+fn delivery(out: &Output, outcome: Outcome) -> Delivery {
+    match outcome {
+        Outcome::Detected { ticket, mut detections, permit } => {
+            detections.source_topic = out.input_topic.clone();
+            let camera = detections.camera_id.clone();
+            let headers = OwnedHeaders::new()
+                .insert(Header { key: names::HEADER_SCHEMA, value: Some(&SCHEMA_VERSION.to_string()) })
+                .insert(Header { key: names::HEADER_TYPE, value: Some(names::TYPE_DETECTIONS) });
+            let key = Some(camera.clone().into_bytes());
+            let msg = Outgoing::new(&out.output_topic, key, detections.encode_to_vec(), headers);
+            Delivery { msg, ticket, what: Delivered::Detections(camera), permit }
         }
-    }
-
-    fn role(&self) -> &'static str {
-        match self {
-            Dest::Output => "output",
-            Dest::DeadLetter => "dead-letter",
-        }
-    }
-
-    fn flag(&self) -> &'static str {
-        match self {
-            Dest::Output => "--output-topic",
-            Dest::DeadLetter => "--dlq-topic",
+        Outcome::Dead { job, reason, kind } => {
+            let t = job.ticket;
+            DeadLettering { partition: t.partition, offset: t.offset, reason: &reason, kind }.emit(&out.metrics);
+            let source = format!("{}/{}/{}", out.input_topic, t.partition, t.offset);
+            let headers = job.headers.unwrap_or_default();
+            let msg = Outgoing::dead_letter(&out.dlq_topic, job.key, job.payload, headers, &reason, &source);
+            Delivery { msg, ticket: t, what: Delivered::DeadLetter, permit: job.permit }
         }
     }
 }
 
-struct OutMsg {
-    dest: Dest,
-    key: Option<Vec<u8>>,
-    payload: Vec<u8>,
-    headers: OwnedHeaders,
-    /// Set for dead letters, whose payload is cut rather than retried forever when refused as too large.
-    fit: Option<Fit>,
-}
-
+/// What was delivered, and so which topic it went to.
 enum Delivered {
     Detections(String),
     DeadLetter,
 }
 
+impl Delivered {
+    fn role(&self) -> &'static str {
+        match self {
+            Delivered::Detections(_) => "output",
+            Delivered::DeadLetter => "dead-letter",
+        }
+    }
+
+    fn flag(&self) -> &'static str {
+        match self {
+            Delivered::Detections(_) => "--output-topic",
+            Delivered::DeadLetter => "--dlq-topic",
+        }
+    }
+}
+
 struct Delivery {
-    msg: OutMsg,
+    msg: Outgoing,
     ticket: Ticket,
     what: Delivered,
     permit: OwnedSemaphorePermit,
@@ -168,62 +143,40 @@ async fn deliver(
     job: Delivery,
 ) -> Result<(Ticket, Delivered, OwnedSemaphorePermit)> {
     let Delivery { mut msg, ticket, what, permit } = job;
-    let topic = msg.dest.topic(&out).to_string();
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        let (payload, headers) = match &msg.fit {
-            Some(fit) => (&msg.payload[..fit.kept()], fit.headers(&msg.headers)),
-            None => (&msg.payload[..], msg.headers.clone()),
-        };
-        let mut record = FutureRecord::to(&topic).payload(payload).headers(headers);
-        if let Some(k) = &msg.key {
-            record = record.key(k);
-        }
-        let e = match out.producer.send(record, Duration::from_secs(30)).await {
-            Ok(_) => {
-                health.accepted(&topic);
-                return Ok((ticket, what, permit));
-            }
-            Err((e, _)) => e,
-        };
-        match failure::verdict(&e) {
+    let mut backoff = Backoff::jittered(Duration::from_millis(100), Duration::from_secs(10));
+    let role = what.role();
+    deliver::send(&out.producer, &mut msg, &mut backoff, |e, msg, retry_in| {
+        let topic = &msg.topic;
+        match failure::verdict(e) {
             Verdict::Retry => {}
-            Verdict::TooLarge if msg.fit.as_mut().is_some_and(Fit::shrink) => {
-                let kept = msg.fit.map_or(0, |f| f.kept());
-                warn!(%topic, original_bytes = msg.payload.len(), kept_bytes = kept,
-                    "dead letter refused as too large; sending it cut short");
-                continue;
-            }
             Verdict::TooLarge => {
-                return Err(Error::KafkaFatal {
-                    what: format!("the {} topic {topic} refused a {}-byte message", msg.dest.role(), payload_len(&msg)),
+                return Refused::Stop(Error::KafkaFatal {
+                    what: format!("the {role} topic {topic} refused a {}-byte message", msg.sent_len()),
                     reason: e.to_string(),
                     advice: "raise the topic's max.message.bytes (and the broker's message.max.bytes), or lower --max-detections",
                 });
             }
             Verdict::Fatal(advice) => {
-                return Err(Error::KafkaFatal {
-                    what: format!("publishing to the {} topic {topic}", msg.dest.role()),
-                    reason: failure::fatal_reason(out.producer.client(), &e),
+                return Refused::Stop(Error::KafkaFatal {
+                    what: format!("publishing to the {role} topic {topic}"),
+                    reason: failure::fatal_reason(out.producer.client(), e),
                     advice,
                 });
             }
             Verdict::Missing => {
-                let waited = health.missing(&topic);
+                let waited = health.missing(topic);
                 if waited >= out.missing_timeout {
-                    return Err(Error::TopicGone { role: msg.dest.role(), topic, flag: msg.dest.flag(), waited });
+                    return Refused::Stop(Error::TopicGone { role, topic: topic.clone(), flag: what.flag(), waited });
                 }
             }
         }
-        out.metrics.delivery_retries.inc();
-        health.refused(&topic, &e, backoff);
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(10));
-    }
-}
-
-fn payload_len(msg: &OutMsg) -> usize {
-    msg.fit.map_or(msg.payload.len(), |f| f.kept())
+        let (refused, warn) = health.refused(topic, e);
+        DeliveryRetried { topic, error: e, refused, retry_in, warn }.emit(&out.metrics);
+        Refused::Retry
+    })
+    .await?;
+    health.accepted(&msg.topic);
+    Ok((ticket, what, permit))
 }
 
 /// Refusals per topic, shared by the deliveries in progress: when a topic refuses writes every pending
@@ -249,26 +202,28 @@ impl Health {
         r.missing_since.get_or_insert_with(Instant::now).elapsed()
     }
 
-    fn refused(&self, topic: &str, e: &KafkaError, retry_in: Duration) {
-        let Ok(mut topics) = self.topics.lock() else { return };
+    /// Counts a refusal of `topic`. Returns the refusals since it last accepted a delivery, and whether to
+    /// warn about this one (the first, a new error, or 10 s since the last warning).
+    fn refused(&self, topic: &str, e: &KafkaError) -> (u64, bool) {
+        let Ok(mut topics) = self.topics.lock() else { return (0, false) };
         let r = topics.entry(topic.to_string()).or_insert_with(Refusal::new);
         r.refused += 1;
         if failure::verdict(e) != Verdict::Missing {
             r.missing_since = None;
         }
         let text = e.to_string();
-        if r.refused == 1 || r.error != text || r.warned.elapsed() >= Duration::from_secs(10) {
-            warn!(%topic, error = %text, refused = r.refused, ?retry_in,
-                "delivery refused; retrying (frames wait, the input is paused once the pipeline is full)");
+        let warn = r.refused == 1 || r.error != text || r.warned.elapsed() >= Duration::from_secs(10);
+        if warn {
             r.error = text;
             r.warned = Instant::now();
         }
+        (r.refused, warn)
     }
 
     fn accepted(&self, topic: &str) {
         let Ok(mut topics) = self.topics.lock() else { return };
         if let Some(r) = topics.remove(topic) {
-            info!(%topic, refused = r.refused, "topic accepts deliveries again");
+            TopicAccepting { topic, refused: r.refused }.emit();
         }
     }
 }
@@ -289,7 +244,7 @@ pub(crate) fn finish(consumer: &impl Consumer<GroupContext>, tracker: &Mutex<Off
         && let Err(e) = consumer.store_offsets(&tpl)
     {
         // Happens when the partition was just revoked: the new owner re-processes from the last commit.
-        debug!(partition, offset = next, error = %e, "offset not stored");
+        OffsetNotStored { partition, offset: next, error: &e }.emit();
     }
 }
 
@@ -329,10 +284,8 @@ pub(crate) async fn watch_topics(
         };
         for (role, topic, gone) in found {
             match gone {
-                Some(true) if missing.insert(topic.clone()) => {
-                    warn!(role, %topic, "topic does not exist on the broker: deliveries to it wait, and detect stops if it stays missing for --missing-topic-timeout")
-                }
-                Some(false) if missing.remove(&topic) => info!(role, %topic, "topic exists again"),
+                Some(true) if missing.insert(topic.clone()) => TopicMissing { role, topic: &topic }.emit(),
+                Some(false) if missing.remove(&topic) => TopicBack { role, topic: &topic }.emit(),
                 _ => {}
             }
         }

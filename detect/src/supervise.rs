@@ -62,7 +62,7 @@ impl Supervisor {
         std::thread::Builder::new()
             .name(stage.into())
             .spawn(move || me.settle(stage, std::panic::catch_unwind(AssertUnwindSafe(f))))
-            .map_err(|e| Error::Inference(format!("cannot start the {stage} thread: {e}")))
+            .map_err(|e| Error::internal(format!("cannot start the {stage} thread"), e))
     }
 
     /// Runs `stage` as a tokio task; its error or panic is recorded as this stage's failure, and the task

@@ -142,47 +142,40 @@ fn x_values_keep_their_commas_and_the_command_line_overrides_the_environment_key
     let clip = dir.path().join("a.mp4");
     still_clip(&media("astronaut.png"), 1, 4, &clip);
 
+    // Ingests the clip to a new topic with these settings; returns the topic, the exit and what it printed.
+    let run = |env: Option<&str>, args: &[&str]| {
+        let topic = unique("frames");
+        let mut cmd = broker.cmd("ingest");
+        if let Some(env) = env {
+            cmd.env("FRAMEWIRE_KAFKA_OPTIONS", env);
+        }
+        let out = cmd
+            .env("RUST_LOG", "warn,librdkafka=debug")
+            .args(["--camera", "a", "--topic", &topic])
+            .args(args)
+            .arg(&clip)
+            .output()
+            .unwrap();
+        let text = printed(&out);
+        (topic, out.status.success(), text)
+    };
+
     // One -X, one setting, commas and all: librdkafka logs from both debug contexts it was given.
-    let topic = unique("frames");
-    let out = broker
-        .cmd("ingest")
-        .env("RUST_LOG", "warn,librdkafka=debug")
-        .args(["--camera", "a", "--topic", &topic, "-X", "debug=broker,topic", "-X", "client.id=cam,1"])
-        .arg(&clip)
-        .output()
-        .unwrap();
-    let text = printed(&out);
-    assert!(out.status.success(), "{}", tail(&text));
+    let (topic, ok, text) = run(None, &["-X", "debug=broker,topic", "-X", "client.id=cam,1"]);
+    assert!(ok, "{}", tail(&text));
     assert_eq!(broker.read(&topic, 4, Duration::from_secs(30)).len(), 4);
     assert_debug_contexts(&text);
 
     // The environment holds several settings, one per line, one of them with commas. Its message size
     // limit (20 kB) refuses these ~40 kB frames...
     let env = "debug=broker,topic\nmessage.max.bytes=20000\nclient.id=from-env,1";
-    let topic = unique("frames");
-    let out = broker
-        .cmd("ingest")
-        .env("FRAMEWIRE_KAFKA_OPTIONS", env)
-        .args(["--camera", "a", "--topic", &topic])
-        .arg(&clip)
-        .output()
-        .unwrap();
-    let text = printed(&out);
-    assert!(!out.status.success(), "frames over the environment's message.max.bytes went out: {text}");
+    let (_, ok, text) = run(Some(env), &[]);
+    assert!(!ok, "frames over the environment's message.max.bytes went out: {text}");
     assert!(text.contains("not acknowledged") || text.contains("too large"), "{text}");
 
     // ...and one -X for that key alone replaces it, while the environment's other keys stay.
-    let topic = unique("frames");
-    let out = broker
-        .cmd("ingest")
-        .env("FRAMEWIRE_KAFKA_OPTIONS", env)
-        .env("RUST_LOG", "warn,librdkafka=debug")
-        .args(["--camera", "a", "--topic", &topic, "-X", "message.max.bytes=4000000"])
-        .arg(&clip)
-        .output()
-        .unwrap();
-    let text = printed(&out);
-    assert!(out.status.success(), "{}", tail(&text));
+    let (topic, ok, text) = run(Some(env), &["-X", "message.max.bytes=4000000"]);
+    assert!(ok, "{}", tail(&text));
     assert_eq!(broker.read(&topic, 4, Duration::from_secs(30)).len(), 4);
     // The environment's debug setting, which -X did not name, still applies.
     assert_debug_contexts(&text);

@@ -30,6 +30,8 @@ fn slow_broker_restarted_mid_stream_loses_no_file_frame_and_accounts_for_every_l
             "--realtime",
             "--reconnect-max",
             "1s",
+            "--summary-format",
+            "json",
         ],
     );
     std::thread::sleep(Duration::from_secs(3));
@@ -94,7 +96,16 @@ fn slow_a_stalled_detector_behind_a_live_camera_keeps_memory_bounded_and_reports
     let server = RtspServer::start(free_port());
     let ingest = broker.service(
         "ingest",
-        &["--metrics-listen", &ingest_addr, "--topic", &frames, "--camera", &format!("cam={}", server.url())],
+        &[
+            "--metrics-listen",
+            &ingest_addr,
+            "--topic",
+            &frames,
+            "--camera",
+            &format!("cam={}", server.url()),
+            "--summary-format",
+            "json",
+        ],
     );
     let rss = |addr: &str| {
         total(&scrape(addr), "process_resident_memory_bytes")

@@ -125,7 +125,7 @@ fn slow_counters_agree_across_ingest_and_detect_and_every_dashboard_metric_is_ex
     // A file paced as a live camera (10 s at 10 frames/s), plus one message that is not a Frame.
     let ingest = broker
         .cmd("ingest")
-        .args(["--camera", "street", "--realtime", "--fps", "10", "--topic", &input])
+        .args(["--camera", "street", "--realtime", "--fps", "10", "--topic", &input, "--summary-format", "json"])
         .arg(media("bikes.mp4"))
         .env("FRAMEWIRE_METRICS_LISTEN", &ingest_addr)
         .stdout(std::process::Stdio::piped())

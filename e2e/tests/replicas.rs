@@ -78,8 +78,8 @@ fn two_replicas_share_the_partitions() {
     for cam in cameras {
         broker.ingest_ok(cam, &input, &media("bikes.mp4"), &["--fps", "2"]);
     }
-    let r1 = broker.detect_with(&input, &output, &group, &["--instance-id", "one"]);
-    let r2 = broker.detect_with(&input, &output, &group, &["--instance-id", "two"]);
+    let r1 = broker.detect_with(&input, &output, &group, &["--instance-id", "one", "--summary-format", "json"]);
+    let r2 = broker.detect_with(&input, &output, &group, &["--instance-id", "two", "--summary-format", "json"]);
     let results = broker.read_detections(&output, 120, Duration::from_secs(90));
     let got: BTreeSet<(String, u64)> = results.iter().map(|d| (d.camera_id.clone(), d.seq)).collect();
     assert_eq!(got.len(), 120, "6 cameras x 20 frames");
@@ -92,7 +92,7 @@ fn two_replicas_share_the_partitions() {
     }
     let (o1, o2) = (r1.stop(), r2.stop());
     let n = |o: &std::process::Output| -> u64 {
-        stdout(o).split_whitespace().nth(1).and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{}", stdout(o)))
+        summary_json(&stdout(o), "detect")["detected"].as_u64().unwrap_or_else(|| panic!("{}", stdout(o)))
     };
     let (n1, n2) = (n(&o1), n(&o2));
     assert_eq!(n1 + n2, 120);

@@ -539,6 +539,17 @@ impl Postgres {
     fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
+
+    /// Runs `sql` with psql; its rows, unaligned.
+    fn psql(&self, sql: &str) -> String {
+        let out = Command::new(self.bin.join("psql"))
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres", "-d", "postgres"])
+            .args(["-v", "ON_ERROR_STOP=1", "-At", "-c", sql])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "psql: {}", stderr(&out));
+        stdout(&out)
+    }
 }
 
 impl Drop for Postgres {
@@ -563,7 +574,7 @@ fn slow_postgres_store_survives_a_database_outage_and_replays_without_doubles() 
     let metrics = format!("127.0.0.1:{}", free_port());
     let mut args = vec!["--metrics-listen", &metrics];
     args.extend(store_args(&t, &db, &group, snaps.to_str().unwrap()));
-    args.extend(["--retry-max", "1s"]);
+    args.extend(["--retry-max", "1s", "--summary-format", "json"]);
     let store = broker.service("subscribe", &args);
     let deadline = Instant::now() + Duration::from_secs(60);
     while box_keys(&try_query(&broker, &db)) != expected_keys(&first) {
@@ -596,9 +607,9 @@ fn slow_postgres_store_survives_a_database_outage_and_replays_without_doubles() 
     let out = store.stop();
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
-    assert!(err.contains("stored 20 frames"), "{err}");
-    let retries: u64 =
-        err.split(" database retries").next().and_then(|s| s.rsplit(' ').next()).and_then(|n| n.parse().ok()).unwrap();
+    let summary = summary_json(&err, "store");
+    assert_eq!(summary["frames"], 20, "{err}");
+    let retries = summary["db_retries"].as_u64().unwrap_or_else(|| panic!("{summary}"));
     assert!(retries >= 1, "the outage was noticed and retried: {err}");
 
     // Replay into the same database: same rows, same events.
@@ -611,6 +622,52 @@ fn slow_postgres_store_survives_a_database_outage_and_replays_without_doubles() 
     assert_eq!(query(&broker, &db, &["--events"]), events);
     Tally::compare(expected_keys(&all), rows)
         .report("PostgreSQL stopped under the store, back after its first failed write (rows = boxes)");
+}
+
+/// A PostgreSQL database made before the store recorded schema versions: `query` and `show` migrate it on
+/// open (recording version 1, changing no table) and read its rows back as they were.
+#[test]
+fn postgres_database_from_before_schema_versions_is_migrated_and_read_back() {
+    let pg = Postgres::start();
+    let db = pg.url();
+    // Migration 1 is that schema to the letter.
+    let schema = include_str!("../../subscribe/src/repo/migrations/0001-schema-before-versions.sql")
+        .replace("{serial_key}", "BIGSERIAL PRIMARY KEY");
+    pg.psql(&schema);
+    pg.psql(
+        "INSERT INTO frames VALUES ('door', 2, 'm@1', 1002, 1003, 1004, 640, 480, 7.5, 0, 41, 1, '/gone/2.jpg');
+         INSERT INTO boxes VALUES ('door', 2, 'm@1', 0, 'person', 0, 0.5, 0.0, 1.0, 10.0, 11.0, 1002);
+         INSERT INTO events VALUES ('e1', '', 'door', 'm@1', 'person', 1001, 1002, 1, 2, 2, 0.5, 2,
+                                    '/gone/2.jpg', 0.5, 0, 0, 0.0, 1.0, 10.0, 11.0);
+         INSERT INTO outbox (kind, target, msg_key, payload, attempts, created_ms)
+                     VALUES ('kafka', 'events', 'door', '{}', 0, 1004);",
+    );
+    let run = |args: &[&str]| {
+        let out = Command::new(bin("subscribe")).args(args).args(["--db", &db]).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        stdout(&out)
+    };
+    let rows: Vec<serde_json::Value> =
+        run(&["query", "--json"]).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(
+        rows,
+        vec![serde_json::json!({"camera": "door", "seq": 2, "model": "m@1", "capture_ms": 1002, "label": "person",
+            "score": 0.5, "box": [0.0, 1.0, 10.0, 11.0], "snapshot": "/gone/2.jpg"})]
+    );
+    let events: Vec<serde_json::Value> =
+        run(&["query", "--events", "--json"]).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(
+        events,
+        vec![serde_json::json!({"id": "e1", "scope": "", "camera": "door", "model": "m@1", "label": "person",
+            "start_ms": 1001, "end_ms": 1002, "start_seq": 1, "end_seq": 2, "frames": 2, "peak_score": 0.5,
+            "peak_seq": 2, "best_snapshot": "/gone/2.jpg", "best_score": 0.5, "open": false, "alerted": false,
+            "box": [0.0, 1.0, 10.0, 11.0]})]
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let shown = run(&["show", "e1", "--out", dir.path().to_str().unwrap()]);
+    assert!(shown.contains("camera     door") && shown.contains("/gone/2.jpg"), "{shown}");
+    assert_eq!(pg.psql("SELECT version FROM schema_version").trim(), "1", "migrated once, however often opened");
+    assert_eq!(pg.psql("SELECT count(*) FROM outbox").trim(), "1", "rows untouched");
 }
 
 /// A small tmpfs (root only): a disk that fills up, or that can be remounted read-only.

@@ -9,18 +9,22 @@
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use ffmpeg_next::frame::Video as VideoFrame;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
-
-use framewire_proto::{CaptureClock, Encoding, Frame, SCHEMA_VERSION};
 
 use framewire_common::backoff::Backoff;
+use framewire_common::time::now_us;
+use framewire_proto::{CaptureClock, Encoding, Frame, SCHEMA_VERSION};
+
 use crate::cameras::{CameraSpec, LiveTiming, SourceKind};
 use crate::decode::{End, FrameTime, OpenOptions, SourceInfo, VideoSource, Watchdog};
-use crate::jpeg::{JpegEncoder, Shrink};
+use crate::events::{
+    CameraClockOff, DamagedData, FrameDecoded, FrameDropped, FrameEncoded, FrameQueued, FrameShrunk, FrameTooLarge,
+    LiveSeqStarted, SourceDown, SourceLost, SourceOpened, SourceReconnected,
+};
+use crate::jpeg::JpegEncoder;
 use crate::metrics::Metrics;
 use crate::progress::{CameraStatus, State};
 use crate::queue::{CameraQueue, Full};
@@ -60,7 +64,6 @@ pub struct Worker {
     /// Nominal interval between published frames, µs (from `--fps` or the source's rate).
     slot_us: Option<i64>,
     clock_warned: bool,
-    labels: [String; 1],
 }
 
 impl Worker {
@@ -70,21 +73,10 @@ impl Worker {
         queue: Arc<CameraQueue<Frame>>,
         status: Arc<CameraStatus>,
     ) -> Result<Self> {
-        let encoder = JpegEncoder::new(spec.jpeg_quality)?;
-        let sampler = FpsSampler::new(spec.fps);
-        let slot_us = spec.fps.map(|f| (1e6 / f) as i64);
-        let labels = [spec.id.clone()];
-        // Every per-camera series exists at 0 from the start, so `rate()` and dashboards see a camera's drops or
-        // reconnects from the first one.
-        let m = &shared.metrics;
-        for c in [&m.decoded, &m.sampled, &m.published, &m.failed, &m.dropped, &m.shrunk, &m.too_large]
-            .into_iter()
-            .chain([&m.skipped_files, &m.reconnects, &m.bad_packets, &m.backpressure_waits, &m.jpeg_bytes])
-        {
-            c.with_label_values(&labels);
-        }
-        m.up.with_label_values(&labels).set(0);
-        m.queued.with_label_values(&labels).set(0);
+        let encoder = JpegEncoder::new(spec.settings.jpeg_quality)?;
+        let sampler = FpsSampler::new(spec.settings.fps);
+        let slot_us = spec.settings.fps.map(|f| (1e6 / f) as i64);
+        shared.metrics.add_camera(&spec.id);
         Ok(Worker {
             spec,
             shared,
@@ -98,7 +90,6 @@ impl Worker {
             resumed: false,
             slot_us,
             clock_warned: false,
-            labels,
         })
     }
 
@@ -111,7 +102,7 @@ impl Worker {
             _ => self.run_stream(opened),
         };
         self.status.set_state(if result.is_ok() { State::Finished } else { State::Failed });
-        self.shared.metrics.up.with_label_values(&self.labels).set(0);
+        SourceDown { camera: &self.spec.id }.emit(&self.shared.metrics);
         self.queue.finish();
         result
     }
@@ -155,30 +146,29 @@ impl Worker {
                         // subscribers that key on camera + seq do not take new frames for duplicates. A file
                         // starts at 0: reading the same file again gives the same frames the same seqs.
                         self.seq = now_us() as u64 / 1000;
-                        info!(camera = %self.spec.id, first_seq = self.seq, "live camera: seq starts at the Unix time in ms");
-                    }
-                    if let Some(since) = lost_at.take() {
-                        info!(camera = %self.spec.id, source = %uri, down_s = format!("{:.1}", since.elapsed().as_secs_f64()), attempts = backoff.attempts(), "source reconnected");
-                        self.resumed = true;
-                    } else {
-                        info!(camera = %self.spec.id, source = %source.info.uri, width = source.info.width, height = source.info.height,
-                            codec = %source.info.codec, fps = ?source.info.fps, live, "source opened");
+                        LiveSeqStarted { camera: &self.spec.id, first_seq: self.seq }.emit();
                     }
                     if self.slot_us.is_none() {
                         self.slot_us = source.info.fps.map(|f| (1e6 / f) as i64);
                     }
                     // Stream time restarts with each connection.
-                    self.sampler = FpsSampler::new(self.spec.fps);
+                    self.sampler = FpsSampler::new(self.spec.settings.fps);
                     self.pacing = None;
-                    self.shared.metrics.up.with_label_values(&self.labels).set(1);
+                    let (camera, metrics) = (self.spec.id.as_str(), &self.shared.metrics);
+                    if let Some(since) = lost_at.take() {
+                        let attempts = backoff.attempts();
+                        SourceReconnected { camera, source: &uri, down: since.elapsed(), attempts }.emit(metrics);
+                        self.resumed = true;
+                    } else {
+                        SourceOpened { camera, info: &source.info, live }.emit(metrics);
+                    }
                     let decoded_before = source.stats.frames;
                     let end = source.run(|frame, time| self.emit(frame, time, &uri, live));
-                    self.shared.metrics.up.with_label_values(&self.labels).set(0);
-                    let damaged = source.stats.damaged();
-                    if damaged > 0 {
-                        self.shared.metrics.bad_packets.with_label_values(&self.labels).inc_by(damaged);
-                        warn!(camera = %self.spec.id, source = %uri, frames = damaged,
-                            "frames could not be decoded: the source sent damaged data");
+                    let (camera, metrics) = (self.spec.id.as_str(), &self.shared.metrics);
+                    SourceDown { camera }.emit(metrics);
+                    let frames = source.stats.damaged();
+                    if frames > 0 {
+                        DamagedData { camera, source: &uri, frames }.emit(metrics);
                     }
                     if source.stats.frames > decoded_before {
                         backoff.reset();
@@ -198,15 +188,13 @@ impl Worker {
                 return Ok(());
             }
             lost_at.get_or_insert_with(Instant::now);
-            self.shared.metrics.reconnects.with_label_values(&self.labels).inc();
-            if let Some(max) = timing.max_reconnects
-                && backoff.attempts() >= max
-            {
-                return Err(Error::GaveUp { source_uri: uri, attempts: backoff.attempts(), last: failure });
-            }
-            let delay = backoff.next_delay();
-            warn!(camera = %self.spec.id, source = %uri, reason = %failure, attempt = backoff.attempts(),
-                retry_in_s = format!("{:.1}", delay.as_secs_f64()), "source lost; reconnecting");
+            let gave_up = timing.max_reconnects.is_some_and(|max| backoff.attempts() >= max);
+            let retry_in = (!gave_up).then(|| backoff.next_delay());
+            let (camera, attempt) = (self.spec.id.as_str(), backoff.attempts());
+            SourceLost { camera, source: &uri, reason: &failure, attempt, retry_in }.emit(&self.shared.metrics);
+            let Some(delay) = retry_in else {
+                return Err(Error::GaveUp { source_uri: uri, attempts: attempt, last: failure });
+            };
             self.status.set_state(State::Reconnecting);
             if !sleep_unless(&self.shared.shutdown, delay) {
                 return Ok(());
@@ -217,8 +205,8 @@ impl Worker {
     /// Samples, encodes and queues one decoded frame. Returns false when the camera should stop.
     pub fn emit(&mut self, frame: &VideoFrame, time: FrameTime, uri: &str, live: bool) -> Result<bool> {
         let shared = self.shared.clone();
-        let metrics = &shared.metrics;
-        metrics.decoded.with_label_values(&self.labels).inc();
+        let (camera, metrics) = (self.spec.id.as_str(), &shared.metrics);
+        FrameDecoded { camera }.emit(metrics);
         self.status.position_us.store(time.stream_us, Ordering::Relaxed);
         if self.shared.shutdown.is_cancelled() {
             return Ok(false);
@@ -226,7 +214,7 @@ impl Worker {
         if !self.sampler.keep(time.stream_us) {
             return Ok(true);
         }
-        if self.spec.realtime && !live && !pace(&mut self.pacing, time.stream_us, &self.shared.shutdown) {
+        if self.spec.settings.realtime && !live && !pace(&mut self.pacing, time.stream_us, &self.shared.shutdown) {
             return Ok(false);
         }
         if std::mem::take(&mut self.resumed)
@@ -239,27 +227,20 @@ impl Worker {
         let started = Instant::now();
         let encoded = match self.encoder.encode_within(frame, shared.max_image_bytes) {
             Ok(e) => e,
-            Err(e @ Error::TooLarge { .. }) => {
+            Err(error @ Error::TooLarge { .. }) => {
                 // The slot stays empty: the gap in seq shows the loss, and the reason is logged and counted.
-                metrics.too_large.with_label_values(&self.labels).inc();
-                warn!(camera = %self.spec.id, seq = self.seq, error = %e, "frame not published");
+                FrameTooLarge { camera: &self.spec.id, seq: self.seq, error: &error }.emit(metrics);
                 self.seq += 1;
                 return Ok(true);
             }
             Err(e) => return Err(e),
         };
-        metrics.encode_seconds.with_label_values(&self.labels).observe(started.elapsed().as_secs_f64());
+        let camera = self.spec.id.as_str();
         if let Some(how) = encoded.shrunk {
-            metrics.shrunk.with_label_values(&self.labels).inc();
-            let how = match how {
-                Shrink::Quality(q) => format!("quality {q}"),
-                Shrink::Downscaled(w) => format!("downscaled to {w}x{}", encoded.height),
-            };
-            warn!(camera = %self.spec.id, seq = self.seq, how = %how, limit = self.shared.max_image_bytes,
-                "frame over the message size limit was re-encoded");
+            let (seq, height, limit) = (self.seq, encoded.height, shared.max_image_bytes);
+            FrameShrunk { camera, seq, how, height, limit }.emit(metrics);
         }
-        metrics.jpeg_bytes.with_label_values(&self.labels).inc_by(encoded.data.len() as u64);
-        metrics.sampled.with_label_values(&self.labels).inc();
+        FrameEncoded { camera, bytes: encoded.data.len(), took: started.elapsed() }.emit(metrics);
         let (capture_time_ms, clock) = self.capture_time(time);
         let msg = Frame {
             schema_version: SCHEMA_VERSION,
@@ -278,10 +259,11 @@ impl Worker {
         self.last_sent = Some(Instant::now());
         match self.queue.push(msg) {
             Ok(dropped) => {
+                let camera = self.spec.id.as_str();
                 if dropped.is_some() {
-                    metrics.dropped.with_label_values(&self.labels).inc();
+                    FrameDropped { camera }.emit(metrics);
                 }
-                metrics.queued.with_label_values(&self.labels).set(self.queue.len() as i64);
+                FrameQueued { camera, queued: self.queue.len() }.emit(metrics);
                 Ok(true)
             }
             // The producer hit a fatal error; it reports it.
@@ -297,7 +279,7 @@ impl Worker {
                 return (camera_us / 1000, CaptureClock::Camera);
             }
             if !std::mem::replace(&mut self.clock_warned, true) {
-                warn!(camera = %self.spec.id, off_s = off.as_secs(), "camera clock is off; using the time of decoding");
+                CameraClockOff { camera: &self.spec.id, off }.emit();
             }
         }
         (now_us / 1000, CaptureClock::Ingest)
@@ -317,7 +299,7 @@ pub fn open(spec: &CameraSpec, shared: &Shared) -> Result<VideoSource> {
     let stall_us = stall.as_micros().to_string();
     match spec.kind() {
         SourceKind::Rtsp => {
-            options.insert("rtsp_transport".to_string(), spec.rtsp_transport.as_str().to_string());
+            options.insert("rtsp_transport".to_string(), spec.settings.rtsp_transport.as_str().to_string());
             // Socket-level timeout as well as the watchdog: it also bounds the connection attempt.
             options.insert("timeout".into(), stall_us);
         }
@@ -326,11 +308,11 @@ pub fn open(spec: &CameraSpec, shared: &Shared) -> Result<VideoSource> {
         }
         _ => {}
     }
-    options.extend(spec.options.clone());
+    options.extend(spec.settings.options.clone());
     let opts = OpenOptions {
         options,
         watchdog: Watchdog::new(live.then_some(stall), shared.shutdown.clone()),
-        keyframes_only: spec.keyframes_only,
+        keyframes_only: spec.settings.keyframes_only,
     };
     VideoSource::open(&spec.source, opts)
 }
@@ -358,8 +340,4 @@ pub fn sleep_unless(shutdown: &CancellationToken, d: Duration) -> bool {
         std::thread::sleep(left.min(Duration::from_millis(50)));
     }
     !shutdown.is_cancelled()
-}
-
-fn now_us() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
 }

@@ -68,17 +68,10 @@ impl SourceKind {
 pub struct CameraSpec {
     pub id: String,
     pub source: String,
-    pub fps: Option<f64>,
-    pub realtime: bool,
-    pub keyframes_only: bool,
-    pub rtsp_transport: RtspTransport,
-    /// FFmpeg demuxer/protocol options (`-i` options of the FFmpeg CLI).
-    pub options: BTreeMap<String, String>,
-    /// Watch a folder source for new images.
-    pub watch: bool,
     /// Forces live (retried, drop-oldest) or finite handling, overriding what the source kind implies.
     pub live: Option<bool>,
-    pub jpeg_quality: u8,
+    /// How it is read and encoded: the command line's defaults with the config file's overrides.
+    pub settings: Settings,
 }
 
 impl CameraSpec {
@@ -87,32 +80,25 @@ impl CameraSpec {
     }
 }
 
-/// The camera settings shared by every camera unless it overrides them.
-#[derive(Debug, Clone)]
-pub struct Defaults {
+/// How a camera is read and encoded. The command line gives every camera's defaults; a `[[camera]]` table
+/// of the config file may override them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
     pub fps: Option<f64>,
     pub realtime: bool,
     pub keyframes_only: bool,
     pub rtsp_transport: RtspTransport,
+    /// FFmpeg demuxer/protocol options (`-i` options of the FFmpeg CLI).
     pub options: BTreeMap<String, String>,
+    /// Watch a folder source for new images.
     pub watch: bool,
     pub jpeg_quality: u8,
 }
 
-impl Defaults {
+impl Settings {
+    /// A camera read with these settings.
     pub fn camera(&self, id: &str, source: &str) -> CameraSpec {
-        CameraSpec {
-            id: id.to_string(),
-            source: source.to_string(),
-            fps: self.fps,
-            realtime: self.realtime,
-            keyframes_only: self.keyframes_only,
-            rtsp_transport: self.rtsp_transport,
-            options: self.options.clone(),
-            watch: self.watch,
-            live: None,
-            jpeg_quality: self.jpeg_quality,
-        }
+        CameraSpec { id: id.to_string(), source: source.to_string(), live: None, settings: self.clone() }
     }
 }
 
@@ -182,7 +168,7 @@ fn collect_strings(value: &toml::Value, out: &mut Vec<String>) {
 }
 
 /// Parses a config file's text; `path` names the file in errors.
-pub fn parse_config(path: &Path, text: &str, defaults: &Defaults) -> Result<Vec<CameraSpec>> {
+pub fn parse_config(path: &Path, text: &str, defaults: &Settings) -> Result<Vec<CameraSpec>> {
     let bad = |reason: String| Error::Config { path: path.to_path_buf(), reason };
     let file: File = toml::from_str(text).map_err(|e| bad(describe(&e, text)))?;
     if file.camera.is_empty() {
@@ -191,24 +177,25 @@ pub fn parse_config(path: &Path, text: &str, defaults: &Defaults) -> Result<Vec<
     let mut cameras = Vec::new();
     for c in file.camera {
         let mut spec = defaults.camera(&c.id, &c.source);
-        spec.fps = c.fps.or(spec.fps);
-        spec.realtime = c.realtime.unwrap_or(spec.realtime);
-        spec.keyframes_only = c.keyframes_only.unwrap_or(spec.keyframes_only);
-        spec.rtsp_transport = c.rtsp_transport.unwrap_or(spec.rtsp_transport);
-        spec.watch = c.watch.unwrap_or(spec.watch);
         spec.live = c.live;
+        let set = &mut spec.settings;
+        set.fps = c.fps.or(set.fps);
+        set.realtime = c.realtime.unwrap_or(set.realtime);
+        set.keyframes_only = c.keyframes_only.unwrap_or(set.keyframes_only);
+        set.rtsp_transport = c.rtsp_transport.unwrap_or(set.rtsp_transport);
+        set.watch = c.watch.unwrap_or(set.watch);
         if let Some(q) = c.jpeg_quality {
             if !(1..=100).contains(&q) {
                 return Err(bad(format!("camera {:?}: jpeg_quality must be 1-100, not {q}", c.id)));
             }
-            spec.jpeg_quality = q;
+            set.jpeg_quality = q;
         }
         for (k, v) in c.options {
             let v = match v {
                 toml::Value::String(s) => s,
                 other => other.to_string(),
             };
-            spec.options.insert(k, v);
+            set.options.insert(k, v);
         }
         cameras.push(spec);
     }
@@ -216,7 +203,7 @@ pub fn parse_config(path: &Path, text: &str, defaults: &Defaults) -> Result<Vec<
     Ok(cameras)
 }
 
-pub fn read_config(path: &Path, defaults: &Defaults) -> Result<Vec<CameraSpec>> {
+pub fn read_config(path: &Path, defaults: &Settings) -> Result<Vec<CameraSpec>> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::Config { path: path.to_path_buf(), reason: format!("cannot read: {e}") })?;
     parse_config(path, &text, defaults)
@@ -235,7 +222,7 @@ pub fn validate(cameras: &[CameraSpec]) -> std::result::Result<(), String> {
         if !seen.insert(c.id.as_str()) {
             return Err(format!("camera id {:?} is used twice", c.id));
         }
-        if let Some(f) = c.fps
+        if let Some(f) = c.settings.fps
             && !(f > 0.0 && f.is_finite())
         {
             return Err(format!("camera {:?}: fps must be a positive number, not {f}", c.id));
@@ -293,8 +280,8 @@ pub struct LiveTiming {
 mod tests {
     use super::*;
 
-    fn defaults() -> Defaults {
-        Defaults {
+    fn defaults() -> Settings {
+        Settings {
             fps: Some(5.0),
             realtime: false,
             keyframes_only: false,
@@ -322,13 +309,13 @@ mod tests {
         "#;
         let cams = parse_config(Path::new("cams.toml"), text, &defaults()).unwrap();
         assert_eq!(cams.len(), 2);
-        assert_eq!(cams[0].rtsp_transport, RtspTransport::Udp);
-        assert_eq!(cams[0].fps, Some(5.0), "default applies");
-        assert_eq!(cams[0].options["buffer_size"], "1048576");
-        assert_eq!(cams[0].options["probesize"], "500000", "defaults kept");
+        assert_eq!(cams[0].settings.rtsp_transport, RtspTransport::Udp);
+        assert_eq!(cams[0].settings.fps, Some(5.0), "default applies");
+        assert_eq!(cams[0].settings.options["buffer_size"], "1048576");
+        assert_eq!(cams[0].settings.options["probesize"], "500000", "defaults kept");
         assert_eq!(cams[0].kind(), SourceKind::Rtsp);
-        assert_eq!(cams[1].fps, Some(2.0));
-        assert!(cams[1].realtime);
+        assert_eq!(cams[1].settings.fps, Some(2.0));
+        assert!(cams[1].settings.realtime);
         assert_eq!(cams[1].kind(), SourceKind::File);
     }
 

@@ -6,10 +6,11 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::camera::{Worker, pace, sleep_unless};
 use crate::decode::{End, FrameTime, OpenOptions, VideoSource, Watchdog};
+use crate::events::FileSkipped;
 use crate::progress::State;
 use crate::{Error, Result};
 
@@ -36,11 +37,11 @@ pub fn list(dir: &Path) -> Result<Vec<(PathBuf, u64, Option<SystemTime>)>> {
 
 pub fn run(worker: &mut Worker) -> Result<()> {
     let dir = PathBuf::from(&worker.spec.source);
-    let watch = worker.spec.watch;
+    let watch = worker.spec.settings.watch;
     let shutdown = worker.shared.shutdown.clone();
     // Images have no timestamps: space them by the target rate (1 per second by default), which is also the
     // pace under `--realtime`.
-    let interval_us = worker.spec.fps.map_or(1_000_000, |f| (1e6 / f) as i64);
+    let interval_us = worker.spec.settings.fps.map_or(1_000_000, |f| (1e6 / f) as i64);
     let mut done: HashSet<PathBuf> = HashSet::new();
     // A watched file is read only once its size and modification time held still for one listing, so a
     // file that is still being copied in is not read half-written.
@@ -61,15 +62,14 @@ pub fn run(worker: &mut Worker) -> Result<()> {
             done.insert(path.clone());
             seen.remove(&path);
             let t_us = index * interval_us;
-            if worker.spec.realtime && !pace(&mut pacing, t_us, &shutdown) {
+            if worker.spec.settings.realtime && !pace(&mut pacing, t_us, &shutdown) {
                 return Ok(());
             }
             match read_image(worker, &path, t_us) {
                 Ok(true) => index += 1,
                 Ok(false) => return Ok(()),
-                Err(e) => {
-                    worker.shared.metrics.skipped_files.with_label_values(&[worker.spec.id.as_str()]).inc();
-                    warn!(camera = %worker.spec.id, file = %path.display(), error = %e, "skipped: not a readable image");
+                Err(error) => {
+                    FileSkipped { camera: &worker.spec.id, file: &path, error: &error }.emit(&worker.shared.metrics)
                 }
             }
             if shutdown.is_cancelled() {
@@ -85,7 +85,7 @@ pub fn run(worker: &mut Worker) -> Result<()> {
 /// Decodes one image file and queues its frame(s). Returns false when the camera should stop.
 fn read_image(worker: &mut Worker, path: &Path, t_us: i64) -> Result<bool> {
     let opts = OpenOptions {
-        options: worker.spec.options.clone(),
+        options: worker.spec.settings.options.clone(),
         watchdog: Watchdog::new(None, worker.shared.shutdown.clone()),
         keyframes_only: false,
     };

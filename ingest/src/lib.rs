@@ -13,12 +13,16 @@
 //! - [`queue`]: the per-camera queues to the producer (drop-oldest for live sources, wait for files).
 //! - [`publish`]: the Kafka producer with backpressure and delivery accounting.
 //! - [`progress`]: progress bars and periodic status lines.
-//! - [`metrics`]: Prometheus metrics.
+//! - [`events`]: named outcomes (frame published, frame dropped, source lost...), each with its log line and
+//!   metric update.
+//! - [`metrics`]: Prometheus metrics, declared once.
+//! - [`summary`]: what a run did, per camera, printed at exit as text or JSON.
 
 pub mod camera;
 pub mod cameras;
 pub mod decode;
 pub mod error;
+pub mod events;
 pub mod folder;
 pub mod jpeg;
 pub mod metrics;
@@ -26,6 +30,7 @@ pub mod progress;
 pub mod publish;
 pub mod queue;
 pub mod sample;
+pub mod summary;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -33,15 +38,16 @@ use std::time::{Duration, Instant};
 
 use prost::Message;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info};
+use tracing::info;
 
 use framewire_common::kafka::KafkaArgs;
 use framewire_common::metrics::MetricsArgs;
 use framewire_proto::{Frame, names};
 
 pub use error::{Error, Result};
+pub use summary::{CameraSummary, Summary};
 
-use cameras::{CameraSpec, Defaults, LiveTiming, RtspTransport, SourceKind};
+use cameras::{CameraSpec, LiveTiming, RtspTransport, Settings, SourceKind};
 use progress::{CameraStatus, Progress};
 use queue::{Full, Queues};
 
@@ -144,6 +150,10 @@ pub struct Config {
     #[arg(long, env = "FRAMEWIRE_PROGRESS", value_enum, default_value = "auto")]
     pub progress: progress::Mode,
 
+    /// Summary at exit, on stdout: `text` (a line per camera) or `json` (one JSON object on one line).
+    #[arg(long, env = "FRAMEWIRE_SUMMARY_FORMAT", value_enum, default_value = "text")]
+    pub summary_format: summary::Format,
+
     /// Video file, image, image folder, `/dev/videoN` or URL (rtsp, http, ... anything FFmpeg reads).
     /// Credentials in it (`user:password@`, `?token=`) are hidden wherever it is printed or published.
     #[arg(env = "FRAMEWIRE_SOURCE", hide_env_values = true)]
@@ -154,8 +164,8 @@ pub struct Config {
 const MESSAGE_OVERHEAD: usize = 4096;
 
 impl Config {
-    fn defaults(&self) -> Defaults {
-        Defaults {
+    fn defaults(&self) -> Settings {
+        Settings {
             fps: self.fps,
             realtime: self.realtime,
             keyframes_only: self.keyframes_only,
@@ -198,36 +208,6 @@ impl Config {
         }
         cameras::validate(&specs).map_err(cli)?;
         Ok(specs)
-    }
-}
-
-/// What one camera did.
-#[derive(Debug)]
-pub struct CameraSummary {
-    pub camera: String,
-    pub decoded: u64,
-    pub published: u64,
-    pub dropped: u64,
-    pub reconnects: u64,
-    pub skipped: u64,
-    /// Frames lost to damaged data in the source.
-    pub damaged: u64,
-    /// Why the camera stopped early, if it did.
-    pub error: Option<Error>,
-}
-
-/// What an ingest run did.
-#[derive(Debug, Default)]
-pub struct Summary {
-    pub cameras: Vec<CameraSummary>,
-    pub elapsed: Duration,
-    /// Frames Kafka did not acknowledge.
-    pub undelivered: Option<Error>,
-}
-
-impl Summary {
-    pub fn ok(&self) -> bool {
-        self.undelivered.is_none() && self.cameras.iter().all(|c| c.error.is_none())
     }
 }
 
@@ -304,8 +284,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<Summary>
                             reason: format!("camera thread panicked: {reason}"),
                         })
                     });
-                    if let Err(e) = &result {
-                        error!(camera = %id, error = %e, "camera stopped");
+                    if let Err(error) = &result {
+                        events::CameraFailed { camera: &id, error }.emit();
                     }
                     result
                 })
@@ -344,28 +324,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<Summary>
         return Err(e);
     }
 
-    let mut summary = Summary { elapsed: start.elapsed(), undelivered, ..Default::default() };
-    for (result, id) in results.into_iter().zip(&ids) {
-        let f = metrics.figures(id);
-        let published = f.published;
-        summary.cameras.push(CameraSummary {
-            camera: id.to_string(),
-            decoded: f.decoded,
-            published,
-            dropped: f.dropped,
-            reconnects: f.reconnects,
-            skipped: f.skipped_files,
-            damaged: f.damaged,
-            // Frames before the damage are published; the count in the error is what was acknowledged.
-            error: result.err().map(|e| match e {
-                Error::Truncated { source_uri, ended_s, declared_s, .. } => {
-                    Error::Truncated { source_uri, ended_s, declared_s, frames: published }
-                }
-                Error::Read { source_uri, reason, .. } => Error::Read { source_uri, frames: published, reason },
-                e => e,
-            }),
-        });
-    }
+    let cameras = results.into_iter().zip(&ids).map(|(r, id)| CameraSummary::new(id, metrics.figures(id), r));
+    let summary = Summary { elapsed: start.elapsed(), cameras: cameras.collect(), undelivered };
     info!(cameras = summary.cameras.len(), elapsed_s = format!("{:.1}", summary.elapsed.as_secs_f64()), "ingest done");
     Ok(summary)
 }

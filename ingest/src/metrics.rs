@@ -1,6 +1,7 @@
-//! ingest's Prometheus metrics, named once here. Every series is per camera.
+//! ingest's Prometheus metrics, named once here. Every series is per camera. What updates them is in
+//! [`crate::events`].
 
-use framewire_common::metrics::register;
+use framewire_common::metrics::{counter_vec, register};
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 
 #[derive(Clone)]
@@ -23,11 +24,6 @@ pub struct Metrics {
     pub encode_seconds: HistogramVec,
 }
 
-fn counter(registry: &Registry, name: &str, help: &str) -> IntCounterVec {
-    let c = IntCounterVec::new(Opts::new(name, help), &["camera"]).unwrap_or_else(|e| panic!("metric {name}: {e}"));
-    register(registry, c)
-}
-
 fn gauge(registry: &Registry, name: &str, help: &str) -> IntGaugeVec {
     let g = IntGaugeVec::new(Opts::new(name, help), &["camera"]).unwrap_or_else(|e| panic!("metric {name}: {e}"));
     register(registry, g)
@@ -43,49 +39,43 @@ impl Metrics {
         )
         .unwrap_or_else(|e| panic!("histogram: {e}"));
         let encode_seconds = register(&registry, encode_seconds);
+        let counter = |name: &str, help: &str| counter_vec(&registry, name, help, "camera");
         Metrics {
-            decoded: counter(&registry, "framewire_ingest_frames_decoded_total", "Frames decoded from the source"),
-            sampled: counter(&registry, "framewire_ingest_frames_sampled_total", "Frames kept by --fps sampling"),
-            published: counter(&registry, "framewire_ingest_frames_published_total", "Frames acknowledged by Kafka"),
-            failed: counter(&registry, "framewire_ingest_frames_failed_total", "Frames Kafka did not acknowledge"),
+            decoded: counter("framewire_ingest_frames_decoded_total", "Frames decoded from the source"),
+            sampled: counter("framewire_ingest_frames_sampled_total", "Frames kept by --fps sampling"),
+            published: counter("framewire_ingest_frames_published_total", "Frames acknowledged by Kafka"),
+            failed: counter("framewire_ingest_frames_failed_total", "Frames Kafka did not acknowledge"),
             dropped: counter(
-                &registry,
                 "framewire_ingest_frames_dropped_total",
                 "Frames of live sources dropped (oldest first) because the producer fell behind",
             ),
             shrunk: counter(
-                &registry,
                 "framewire_ingest_frames_shrunk_total",
                 "Frames re-encoded at lower quality or size to fit the maximum message size",
             ),
             too_large: counter(
-                &registry,
                 "framewire_ingest_frames_too_large_total",
                 "Frames that could not be made to fit the maximum message size",
             ),
             skipped_files: counter(
-                &registry,
                 "framewire_ingest_files_skipped_total",
                 "Files in an image folder that are not readable images",
             ),
             reconnects: counter(
-                &registry,
                 "framewire_ingest_reconnects_total",
                 "Times a live source was lost (ended, stalled, refused) and reconnection began",
             ),
             up: gauge(&registry, "framewire_ingest_source_up", "1 while the source is open and delivering frames"),
             queued: gauge(&registry, "framewire_ingest_queue_frames", "Frames waiting for the producer"),
             bad_packets: counter(
-                &registry,
                 "framewire_ingest_bad_packets_total",
                 "Frames lost to damaged data (packets the decoder rejected or could not turn into a picture)",
             ),
             backpressure_waits: counter(
-                &registry,
                 "framewire_ingest_backpressure_waits_total",
                 "Times the producer queue was full and ingest waited",
             ),
-            jpeg_bytes: counter(&registry, "framewire_ingest_jpeg_bytes_total", "Bytes of JPEG produced"),
+            jpeg_bytes: counter("framewire_ingest_jpeg_bytes_total", "Bytes of JPEG produced"),
             encode_seconds,
             registry,
         }
@@ -104,6 +94,21 @@ pub struct Figures {
 }
 
 impl Metrics {
+    /// Creates every series of `camera` at 0, so that `rate()` and dashboards see a camera's drops or
+    /// reconnects from the first one.
+    pub fn add_camera(&self, camera: &str) {
+        let labels = [camera];
+        for c in [&self.decoded, &self.sampled, &self.published, &self.failed, &self.dropped, &self.shrunk]
+            .into_iter()
+            .chain([&self.too_large, &self.skipped_files, &self.reconnects, &self.bad_packets])
+            .chain([&self.backpressure_waits, &self.jpeg_bytes])
+        {
+            c.with_label_values(&labels);
+        }
+        self.up.with_label_values(&labels).set(0);
+        self.queued.with_label_values(&labels).set(0);
+    }
+
     pub fn figures(&self, camera: &str) -> Figures {
         let get = |c: &IntCounterVec| c.with_label_values(&[camera]).get();
         Figures {

@@ -10,11 +10,13 @@ use futures::{FutureExt, StreamExt};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer, PurgeConfig};
-use tracing::{error, warn};
+use tracing::warn;
 
+use framewire_common::failure::{Verdict, classify};
 use framewire_common::kafka::KafkaArgs;
 use framewire_proto::names;
 
+use crate::events::{DeliveryFailed, FramePublished, ProducerBackpressure, ProducerStopped};
 use crate::metrics::Metrics;
 use crate::{Error, Result};
 
@@ -92,7 +94,7 @@ impl Publisher {
                 }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
                     record = returned;
-                    self.metrics.backpressure_waits.with_label_values(&[key]).inc();
+                    ProducerBackpressure { camera: key }.emit(&self.metrics);
                     tokio::select! {
                         Some((c, r)) = self.in_flight.next() => self.on_delivery(&c, r),
                         _ = tokio::time::sleep(Duration::from_millis(10)) => {}
@@ -153,7 +155,7 @@ impl Publisher {
         match r {
             Ok(Ok(_)) => {
                 self.delivered += 1;
-                self.metrics.published.with_label_values(&[camera]).inc();
+                FramePublished { camera }.emit(&self.metrics);
             }
             Ok(Err((e, _))) => self.on_error(camera, &e),
             Err(_) => self.record_failure(camera, "producer dropped the delivery report".into()),
@@ -168,68 +170,53 @@ impl Publisher {
             let fatal_error = || self.producer.client().fatal_error();
             self.fatal = fatal(code, &self.topic, fatal_error);
             if let Some(reason) = &self.fatal {
-                error!(camera = %camera, error = %e, "{reason}");
+                ProducerStopped { camera, error: e, reason }.emit();
             }
         }
     }
 
     fn record_failure(&mut self, camera: &str, reason: String) {
         self.failed += 1;
-        self.metrics.failed.with_label_values(&[camera]).inc();
-        if self.first_error.is_none() {
-            error!(camera = %camera, error = %reason, "frame not delivered");
+        let first = self.first_error.is_none();
+        DeliveryFailed { camera, reason: &reason, first }.emit(&self.metrics);
+        if first {
             self.first_error = Some(reason);
         }
     }
 }
 
 /// Whether a produce error `code` means that no later frame can be delivered either, and if so what to
-/// fix, in one line. `fatal_error` is librdkafka's own account of a fatal error.
+/// fix, in one line. The decision is [`classify`]'s, the one every framewire binary makes; `fatal_error` is
+/// librdkafka's own account of a fatal error, which names the real cause.
 ///
-/// Fatal: what retrying cannot change, where going on would only fill the logs with the same failure while
-/// the cameras' frames are thrown away. Not fatal: what passes or concerns one frame: a broker that is
-/// down or slow (`MessageTimedOut`, transport errors: librdkafka already retried until
-/// `message.timeout.ms`, and a live camera should keep going once the broker is back), and a frame the
-/// broker finds too large (`MessageSizeTooLarge`: ingest shrinks every frame to `--max-message-bytes`
-/// before it is sent, so a refusal means the topic's limit is lower, and a smaller frame may still fit;
-/// each is counted in `framewire_ingest_frames_failed_total`).
+/// Not fatal: what passes or concerns one frame: a broker that is down or slow (`MessageTimedOut`, transport
+/// errors: librdkafka already retried until `message.timeout.ms`, and a live camera should keep going once
+/// the broker is back), and a frame the broker finds too large (`MessageSizeTooLarge`: ingest shrinks every
+/// frame to `--max-message-bytes` before it is sent, so a refusal means the topic's limit is lower, and a
+/// smaller frame may still fit; each is counted in `framewire_ingest_frames_failed_total`).
 pub fn fatal(
     code: RDKafkaErrorCode,
     topic: &str,
     fatal_error: impl FnOnce() -> Option<(RDKafkaErrorCode, String)>,
 ) -> Option<String> {
-    use RDKafkaErrorCode as C;
-    Some(match code {
-        // librdkafka raised a fatal error (the idempotent producer lost its sequence, was fenced...): the
-        // client instance is unusable by design.
-        C::Fatal => {
-            let (code, why) = fatal_error().unwrap_or((C::Fatal, "no detail".into()));
-            format!("librdkafka stopped the producer with a fatal error ({code}: {why}); restart ingest")
-        }
-        // librdkafka reports a topic as unknown only after it has waited for the metadata to settle
-        // (topic.metadata.propagation.max.ms) and retried; and ingest created the topic at start-up, so it
-        // was deleted while ingest ran. It will not come back by itself.
-        C::UnknownTopic | C::UnknownTopicOrPartition | C::UnknownPartition => format!(
+    match classify(code) {
+        Verdict::Retry | Verdict::TooLarge => None,
+        // Where a consumer waits for a missing topic to appear, ingest does not: librdkafka reports a topic as
+        // unknown only after it has waited for the metadata to settle (topic.metadata.propagation.max.ms) and
+        // retried, and ingest created the topic at start-up, so it was deleted while ingest ran. It will not
+        // come back by itself.
+        Verdict::Missing => Some(format!(
             "topic {topic} no longer exists on the broker (deleted while ingest ran?): restart ingest, which \
              creates it, or create it with the partitions you want"
-        ),
-        C::InvalidTopic => format!("the broker refuses the topic name {topic:?}: choose another with --topic"),
-        C::TopicAuthorizationFailed => {
-            format!("not authorized to write to topic {topic}: grant this client's principal WRITE and DESCRIBE on it")
+        )),
+        // The client instance is unusable by design (the idempotent producer lost its sequence, was
+        // fenced...): librdkafka keeps the cause.
+        Verdict::Fatal(advice) if code == RDKafkaErrorCode::Fatal => {
+            let (code, why) = fatal_error().unwrap_or((code, "no detail".into()));
+            Some(format!("librdkafka stopped the producer with a fatal error ({code}: {why}): {advice}"))
         }
-        C::ClusterAuthorizationFailed => "not authorized for IDEMPOTENT_WRITE on the cluster, which the \
-            idempotent producer needs: grant it to this client's principal"
-            .into(),
-        C::SaslAuthenticationFailed | C::Authentication => "the broker refused this client's credentials: check \
-            sasl.username and sasl.password (-X or FRAMEWIRE_KAFKA_OPTIONS)"
-            .into(),
-        C::InvalidRequiredAcks | C::InvalidConfig | C::InvalidArgument | C::PolicyViolation | C::UnsupportedVersion => {
-            format!(
-                "the broker refuses the producer's settings ({code}): check the -X and FRAMEWIRE_KAFKA_OPTIONS settings"
-            )
-        }
-        _ => return None,
-    })
+        Verdict::Fatal(advice) => Some(format!("no frame can be delivered to topic {topic} ({code}): {advice}")),
+    }
 }
 
 #[cfg(test)]

@@ -1,21 +1,25 @@
 //! `subscribe`: readers of the `Detections` stream.
 //!
 //! # Layout
-//! - [`tail`]: print detections as they arrive (human-readable or JSON lines), with a run summary.
+//! - [`tail`]: print detections as they arrive (human-readable or JSON lines), with a run summary (a line of
+//!   text or one JSON object); its outcomes are in [`events::tail`].
 //! - [`summary`]: counting frames, labels, duplicates and latency for the summary.
 //! - [`metrics`]: Prometheus metrics.
-//! - [`store`]: `subscribe store`, the durable store ([`db`] SQLite/PostgreSQL, [`snapshot`] files,
-//!   [`annotate`] drawing, [`frames`] frames read back by offset, [`track`] events, [`alerts`] rules).
-//! - [`web`]: `subscribe web`, the live page (assets in `src/web/`).
+//! - [`store`]: `subscribe store`, the durable store ([`snapshot`] files, [`annotate`] drawing, [`frames`]
+//!   frames read back by offset, [`track`] events, [`alerts`] rules); its outcomes are in [`events::store`].
+//! - [`repo`]: the store's database (SQLite/PostgreSQL): all its SQL, typed rows, migrations, and the
+//!   [`repo::EventFilter`] that `query` and `web` look things up with.
+//! - [`web`]: `subscribe web`, the live page (assets in `src/web/`): token check, live API, the Kafka join of
+//!   frames and detections, the detectors' lag, and the stored events' pages.
 //! - [`query`]: `subscribe query` and `subscribe show`.
 
 pub mod alerts;
 pub mod annotate;
-pub mod db;
 pub mod events;
 pub mod frames;
 pub mod metrics;
 pub mod query;
+pub mod repo;
 pub mod snapshot;
 pub mod store;
 pub mod summary;

@@ -12,17 +12,18 @@ async fn main() -> ExitCode {
         Command::Tail(args) => tail::run(&cli.kafka, args, &cli.metrics, shutdown)
             .await
             .map(|s| {
-                if args.summary {
-                    eprintln!("{}", s.render());
+                if let Some(line) = args.summary_line(&s) {
+                    eprintln!("{line}");
                 }
             })
             .map_err(anyhow::Error::from),
-        Command::Store(args) => {
-            store::run(&cli.kafka, args, &cli.metrics, shutdown).await.map(|s| eprintln!("{}", s.render()))
-        }
-        Command::Query(args) => query::run_query(args).await.map(|_| ()),
-        Command::Show(args) => query::run_show(args).await.map(|_| ()),
-        Command::Web(args) => web::run(&cli.kafka, args, &cli.metrics, shutdown).await,
+        Command::Store(args) => store::run(&cli.kafka, args, &cli.metrics, shutdown)
+            .await
+            .map(|s| eprintln!("{}", s.render(args.summary_format)))
+            .map_err(anyhow::Error::from),
+        Command::Query(args) => query::run_query(args).await.map(|_| ()).map_err(anyhow::Error::from),
+        Command::Show(args) => query::run_show(args).await.map(|_| ()).map_err(anyhow::Error::from),
+        Command::Web(args) => web::run(&cli.kafka, args, &cli.metrics, shutdown).await.map_err(anyhow::Error::from),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

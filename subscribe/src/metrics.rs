@@ -120,3 +120,43 @@ impl Default for StoreMetrics {
         Self::new()
     }
 }
+
+/// Metrics of `subscribe web`.
+#[derive(Clone)]
+pub struct WebMetrics {
+    pub registry: Registry,
+    pub messages: IntCounter,
+    /// Detections whose frame did not arrive in time: many of them mean the page lags the frames topic.
+    pub without_frame: IntCounter,
+    pub clients: IntGauge,
+    /// Capture time to pushed to the browsers: the latency a viewer of the page sees.
+    pub latency_seconds: Histogram,
+}
+
+impl WebMetrics {
+    pub fn new() -> Self {
+        let r = Registry::new();
+        WebMetrics {
+            messages: counter(&r, "framewire_web_messages_total", "Detections received by the web view"),
+            without_frame: counter(
+                &r,
+                "framewire_web_frames_missing_total",
+                "Detections shown without their frame (the frame was not seen by the web view in time)",
+            ),
+            clients: gauge(&r, "framewire_web_clients", "Browsers connected to the live stream"),
+            latency_seconds: histogram(
+                &r,
+                "framewire_web_latency_seconds",
+                "Capture time to pushed to the browsers",
+                vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0],
+            ),
+            registry: r,
+        }
+    }
+}
+
+impl Default for WebMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

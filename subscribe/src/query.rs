@@ -1,14 +1,12 @@
 //! `subscribe query` and `subscribe show`: looking things up in the store.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Serialize;
+use framewire_common::redact;
 
-use crate::db::{Db, Value};
-use crate::store::{EVENT_COLUMNS, event_from_row, now_ms};
-use crate::track::EventRow;
+use crate::repo::{Db, EventFilter, RepoError};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct QueryArgs {
@@ -49,6 +47,19 @@ pub struct QueryArgs {
     pub json: bool,
 }
 
+impl QueryArgs {
+    pub fn filter(&self) -> EventFilter {
+        EventFilter {
+            camera: self.camera.clone(),
+            label: self.label.clone(),
+            model: self.model.clone(),
+            since: self.since,
+            min_score: self.min_score,
+            limit: self.limit,
+        }
+    }
+}
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct ShowArgs {
     /// Event id (from `subscribe query --events`, the `events` topic or an alert).
@@ -63,110 +74,37 @@ pub struct ShowArgs {
     pub out: PathBuf,
 }
 
-/// One stored detection.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct DetectionRow {
-    pub camera: String,
-    pub seq: i64,
-    pub model: String,
-    pub capture_ms: i64,
-    pub label: String,
-    pub score: f64,
-    #[serde(rename = "box")]
-    pub bbox: [f64; 4],
-    pub snapshot: Option<String>,
+/// Why a look-up failed.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+    #[error("no event {id:?} in {db}")]
+    NoEvent { id: String, db: String },
+    #[error("writing output: {0}")]
+    Output(#[from] std::io::Error),
+    #[error("writing output: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("creating {}: {source}", dir.display())]
+    OutDir {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
-/// Builds the WHERE clause and its parameters from the filters.
-fn filters(args: &QueryArgs, time_col: &str, score_col: &str) -> (String, Vec<Value>) {
-    let mut clauses = Vec::new();
-    let mut params: Vec<Value> = Vec::new();
-    let mut add = |clause: &str, v: Value| {
-        params.push(v);
-        clauses.push(clause.replace('?', &format!("${}", params.len())));
-    };
-    if let Some(c) = &args.camera {
-        add("camera = ?", c.as_str().into());
-    }
-    if let Some(l) = &args.label {
-        add("label = ?", l.as_str().into());
-    }
-    if let Some(m) = &args.model {
-        add("model = ?", m.as_str().into());
-    }
-    if let Some(s) = args.since {
-        add(&format!("{time_col} >= ?"), (now_ms() - s.as_millis() as i64).into());
-    }
-    if let Some(s) = args.min_score {
-        add(&format!("{score_col} >= ?"), f64::from(s).into());
-    }
-    let w = if clauses.is_empty() { String::new() } else { format!(" AND {}", clauses.join(" AND ")) };
-    (w, params)
-}
-
-pub async fn detections(db: &mut Db, args: &QueryArgs) -> anyhow::Result<Vec<DetectionRow>> {
-    let (w, mut params) = filters(args, "b.capture_ms", "b.score");
-    let w = w.replace("camera =", "b.camera =").replace("label =", "b.label =").replace("model =", "b.model =");
-    params.push(args.limit.into());
-    let sql = format!(
-        "SELECT b.camera, b.seq, b.model, b.capture_ms, b.label, b.score, b.x1, b.y1, b.x2, b.y2, f.snapshot
-         FROM boxes b JOIN frames f ON f.camera = b.camera AND f.seq = b.seq AND f.model = b.model
-         WHERE 1 = 1{w} ORDER BY b.capture_ms DESC, b.seq DESC, b.idx LIMIT ${}",
-        params.len()
-    );
-    Ok(db
-        .query(&sql, &params)
-        .await?
-        .into_iter()
-        .map(|r| DetectionRow {
-            camera: r[0].str(),
-            seq: r[1].int(),
-            model: r[2].str(),
-            capture_ms: r[3].int(),
-            label: r[4].str(),
-            score: r[5].real(),
-            bbox: [r[6].real(), r[7].real(), r[8].real(), r[9].real()],
-            snapshot: r[10].text(),
-        })
-        .collect())
-}
-
-pub async fn events(db: &mut Db, args: &QueryArgs) -> anyhow::Result<Vec<EventRow>> {
-    let (w, mut params) = filters(args, "start_ms", "peak_score");
-    params.push(args.limit.into());
-    let sql = format!(
-        "SELECT {EVENT_COLUMNS} FROM events WHERE scope = ''{w} ORDER BY start_ms DESC LIMIT ${}",
-        params.len()
-    );
-    Ok(db.query(&sql, &params).await?.iter().map(|r| event_from_row(r)).collect())
-}
-
-pub async fn event(db: &mut Db, id: &str) -> anyhow::Result<Option<EventRow>> {
-    let rows = db.query(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = $1"), &[id.into()]).await?;
-    Ok(rows.first().map(|r| event_from_row(r)))
-}
-
-/// Snapshot files of the frames an event spans, in frame order.
-pub async fn event_snapshots(db: &mut Db, e: &EventRow) -> anyhow::Result<Vec<String>> {
-    let rows = db
-        .query(
-            "SELECT snapshot FROM frames WHERE camera = $1 AND model = $2 AND seq >= $3 AND seq <= $4
-             AND snapshot IS NOT NULL ORDER BY seq",
-            &[e.camera.as_str().into(), e.model.as_str().into(), e.start_seq.into(), e.end_seq.into()],
-        )
-        .await?;
-    Ok(rows.iter().filter_map(|r| r[0].text()).collect())
-}
-
+/// A time as RFC 3339 with milliseconds (UTC).
 pub fn time(ms: i64) -> String {
     humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)).to_string()
 }
 
-pub async fn run_query(args: &QueryArgs) -> anyhow::Result<usize> {
+/// Prints the matching detections or events; returns how many.
+pub async fn run_query(args: &QueryArgs) -> Result<usize, QueryError> {
     let mut db = Db::open_existing(&args.db).await?;
+    let filter = args.filter();
     let mut out = std::io::stdout().lock();
     if args.events {
-        let rows = events(&mut db, args).await?;
+        let rows = db.events(&filter).await?;
         for e in &rows {
             if args.json {
                 serde_json::to_writer(&mut out, e)?;
@@ -189,7 +127,7 @@ pub async fn run_query(args: &QueryArgs) -> anyhow::Result<usize> {
         }
         return Ok(rows.len());
     }
-    let rows = detections(&mut db, args).await?;
+    let rows = db.detections(&filter).await?;
     for d in &rows {
         if args.json {
             serde_json::to_writer(&mut out, d)?;
@@ -215,10 +153,10 @@ pub async fn run_query(args: &QueryArgs) -> anyhow::Result<usize> {
 }
 
 /// Prints an event and copies its snapshots into `--out`. Returns the files written.
-pub async fn run_show(args: &ShowArgs) -> anyhow::Result<Vec<PathBuf>> {
+pub async fn run_show(args: &ShowArgs) -> Result<Vec<PathBuf>, QueryError> {
     let mut db = Db::open_existing(&args.db).await?;
-    let Some(e) = event(&mut db, &args.id).await? else {
-        anyhow::bail!("no event {:?} in {}", args.id, crate::db::redact(&args.db));
+    let Some(e) = db.event(&args.id).await? else {
+        return Err(QueryError::NoEvent { id: args.id.clone(), db: redact::url(&args.db).into_owned() });
     };
     println!("event {}", e.id);
     println!("  camera     {}", e.camera);
@@ -228,15 +166,11 @@ pub async fn run_show(args: &ShowArgs) -> anyhow::Result<Vec<PathBuf>> {
     println!("  end        {} (seq {}){}", time(e.end_ms), e.end_seq, if e.open { ", still open" } else { "" });
     println!("  duration   {:.1} s, {} frames", e.duration_ms() as f64 / 1000.0, e.frames);
     println!("  peak score {:.2} (seq {})", e.peak_score, e.peak_seq);
-    let mut files = event_snapshots(&mut db, &e).await?;
-    if let Some(best) = &e.best_snapshot {
-        files.retain(|f| f != best);
-        files.insert(0, best.clone());
-    }
-    std::fs::create_dir_all(&args.out)?;
+    let files = db.event_snapshots(&e).await?;
+    std::fs::create_dir_all(&args.out).map_err(|source| QueryError::OutDir { dir: args.out.clone(), source })?;
     let mut written = Vec::new();
     for (i, src) in files.iter().enumerate() {
-        let name = std::path::Path::new(src).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = Path::new(src).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let dest = args.out.join(if i == 0 && e.best_snapshot.is_some() {
             format!("{}-best-{name}", e.id)
         } else {

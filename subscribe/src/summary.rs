@@ -1,10 +1,15 @@
 //! Running totals for `tail --summary`: frames, cameras, label counts, duplicates (at-least-once delivery
-//! means the same result can arrive twice; its identity is camera + seq + model version).
+//! means the same result can arrive twice; its identity is camera + seq + model version), printed at exit as
+//! one line of text or one JSON object.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::Instant;
 
+use serde::Serialize;
+
 use framewire_proto::Detections;
+
+pub use framewire_common::summary::Format;
 
 #[derive(Debug, Default)]
 pub struct Summary {
@@ -126,6 +131,19 @@ impl Summary {
         (secs > 0.0 && self.frames() > 1).then(|| (self.frames() - 1) as f64 / secs)
     }
 
+    /// Cameras seen. A camera's first message is never a duplicate, so every camera seen has a window.
+    pub fn cameras(&self) -> usize {
+        self.seen.keys().map(|(camera, _)| camera).collect::<HashSet<_>>().len()
+    }
+
+    /// The summary in `format`, as one line (without its newline).
+    pub fn render_as(&self, format: Format) -> String {
+        match format {
+            Format::Text => self.render(),
+            Format::Json => self.render_json(),
+        }
+    }
+
     pub fn render(&self) -> String {
         let labels: Vec<String> = self.top_labels(5).iter().map(|(l, c)| format!("{l} {c}")).collect();
         let rate = self.rate().map_or_else(|| "n/a".to_string(), |r| format!("{r:.1}"));
@@ -137,8 +155,7 @@ impl Summary {
         format!(
             "summary: {} frames detected from {} camera(s), {} duplicate(s), {} undecodable; top labels: {}; latency capture to here {}; {} frames/s",
             self.frames(),
-            // A camera's first message is never a duplicate, so every camera seen has a window.
-            self.seen.keys().map(|(camera, _)| camera).collect::<HashSet<_>>().len(),
+            self.cameras(),
             self.duplicates,
             self.undecodable,
             if labels.is_empty() { "none".to_string() } else { labels.join(", ") },
@@ -146,6 +163,44 @@ impl Summary {
             rate
         )
     }
+
+    /// The same figures as [`Summary::render`], as one JSON object: `{"summary":"tail",...}`.
+    pub fn render_json(&self) -> String {
+        let latency = self.latency();
+        let json = Json {
+            frames: self.frames(),
+            cameras: self.cameras(),
+            duplicates: self.duplicates,
+            undecodable: self.undecodable,
+            top_labels: self.top_labels(5).into_iter().map(|(label, count)| Label { label, count }).collect(),
+            latency_p50_ms: latency.map(|l| l.0),
+            latency_p99_ms: latency.map(|l| l.1),
+            inference_p50_ms: latency.map(|l| l.2),
+            frames_per_s: self.rate(),
+        };
+        framewire_common::summary::json("tail", &json)
+    }
+}
+
+/// The JSON form of a tail summary; field order is the output's.
+#[derive(Serialize)]
+struct Json<'a> {
+    frames: u64,
+    cameras: usize,
+    duplicates: u64,
+    undecodable: u64,
+    /// Most frequent first, at most five.
+    top_labels: Vec<Label<'a>>,
+    latency_p50_ms: Option<i64>,
+    latency_p99_ms: Option<i64>,
+    inference_p50_ms: Option<f32>,
+    frames_per_s: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct Label<'a> {
+    label: &'a str,
+    count: u64,
 }
 
 #[cfg(test)]
@@ -180,6 +235,23 @@ mod tests {
         assert!(text.contains("3 frames detected from 2 camera(s), 1 duplicate(s)"), "{text}");
         assert!(text.contains("person 2, car 1"), "{text}");
         assert!(text.contains("latency capture to here n/a") && text.ends_with("2.0 frames/s"), "{text}");
+        assert_eq!(s.render_as(Format::Text), text);
+    }
+
+    #[test]
+    fn json_holds_the_same_figures_on_one_line() {
+        let mut s = Summary::default();
+        let t0 = Instant::now();
+        s.add(&det("a", 0, &["person", "car"]), t0);
+        s.add(&det("a", 0, &["person", "car"]), t0);
+        s.add(&det("b", 1, &["person"]), t0 + Duration::from_secs(1));
+        assert_eq!(
+            s.render_as(Format::Json),
+            r#"{"summary":"tail","frames":2,"cameras":2,"duplicates":1,"undecodable":0,"top_labels":[{"label":"person","count":2},{"label":"car","count":1}],"latency_p50_ms":null,"latency_p99_ms":null,"inference_p50_ms":null,"frames_per_s":1.0}"#
+        );
+        s.add_latency(40, 20.5);
+        let v: serde_json::Value = serde_json::from_str(&s.render_json()).unwrap();
+        assert_eq!((v["latency_p50_ms"].as_i64(), v["inference_p50_ms"].as_f64()), (Some(40), Some(20.5)));
     }
 
     #[test]

@@ -6,16 +6,17 @@ use std::time::{Duration, Instant};
 use rdkafka::Message;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
 
 use framewire_common::kafka::KafkaArgs;
 use framewire_common::metrics::MetricsArgs;
+use framewire_common::time::{now_ms, now_us};
 use framewire_proto::json::{DetectionsJson, model_tag};
 use framewire_proto::{Detections, names};
 
 use crate::Result;
+use crate::events::tail::{ConsumerError, DuplicateSeen, MessageReceived, TailStatus, UndecodableMessage};
 use crate::metrics::Metrics;
-use crate::summary::Summary;
+use crate::summary::{Format, Summary};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct TailArgs {
@@ -47,18 +48,25 @@ pub struct TailArgs {
     #[arg(long)]
     pub summary: bool,
 
+    /// Summary format: `text` (one line) or `json` (one JSON object on one line; implies --summary).
+    #[arg(long, env = "FRAMEWIRE_SUMMARY_FORMAT", value_enum, default_value = "text")]
+    pub summary_format: Format,
+
     /// How often to log a status line (frames, rate, duplicates, latency) while running.
     #[arg(long, env = "FRAMEWIRE_STATUS_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
     pub status_interval: Duration,
 }
 
+impl TailArgs {
+    /// The summary line to print at exit (to stderr), if one was asked for.
+    pub fn summary_line(&self, summary: &Summary) -> Option<String> {
+        (self.summary || self.summary_format == Format::Json).then(|| summary.render_as(self.summary_format))
+    }
+}
+
 /// Consumer settings of a tail: its own throw-away group, nothing committed.
 fn settings(from_beginning: bool) -> Vec<(&'static str, String)> {
-    let group = format!(
-        "framewire-tail-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
-    );
+    let group = format!("framewire-tail-{}-{}", std::process::id(), now_us());
     vec![
         ("group.id", group),
         ("enable.auto.commit", "false".into()),
@@ -115,9 +123,10 @@ pub async fn run(
                 let frames = summary.frames();
                 let fps = (frames - frames_at_status) as f64 / args.status_interval.as_secs_f64().max(0.1);
                 frames_at_status = frames;
-                let (p50, p99) = summary.latency().map_or((None, None), |(a, b, _)| (Some(a), Some(b)));
-                info!(frames, fps = format!("{fps:.1}"), duplicates = summary.duplicates,
-                    undecodable = summary.undecodable, latency_p50_ms = ?p50, latency_p99_ms = ?p99, "tail status");
+                let (latency_p50_ms, latency_p99_ms) =
+                    summary.latency().map_or((None, None), |(a, b, _)| (Some(a), Some(b)));
+                let (duplicates, undecodable) = (summary.duplicates, summary.undecodable);
+                TailStatus { frames, fps, duplicates, undecodable, latency_p50_ms, latency_p99_ms }.emit();
                 continue;
             }
             _ = tokio::time::sleep(idle_left.unwrap_or(Duration::MAX)), if idle_left.is_some() => break,
@@ -125,34 +134,29 @@ pub async fn run(
         };
         let m = match msg {
             Ok(m) => m,
-            Err(e) => {
-                warn!(error = %e, "consumer error");
+            Err(error) => {
+                ConsumerError { error: &error }.emit();
                 continue;
             }
         };
         last = Instant::now();
         let d = match framewire_proto::decode_detections(m.payload().unwrap_or_default()) {
             Ok(d) => d,
-            Err(e) => {
+            Err(error) => {
                 summary.undecodable += 1;
-                metrics.undecodable.inc();
-                warn!(partition = m.partition(), offset = m.offset(), error = %e, "skipping message");
+                UndecodableMessage { partition: m.partition(), offset: m.offset(), error: &error }.emit(&metrics);
                 continue;
             }
         };
         if args.camera.as_ref().is_some_and(|c| *c != d.camera_id) {
             continue;
         }
-        let fresh = summary.add(&d, last);
-        let now_ms =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |t| t.as_millis() as i64);
-        let latency_ms = (now_ms - d.capture_time_ms).max(0);
-        metrics.messages.inc();
-        if fresh {
+        if summary.add(&d, last) {
+            let latency_ms = (now_ms() - d.capture_time_ms).max(0);
             summary.add_latency(latency_ms, d.inference_ms);
-            metrics.latency_seconds.observe(latency_ms as f64 / 1000.0);
+            MessageReceived { latency_ms }.emit(&metrics);
         } else {
-            metrics.duplicates.inc();
+            DuplicateSeen.emit(&metrics);
         }
         if args.json {
             serde_json::to_writer(&mut out, &DetectionsJson::from(&d)).map_err(std::io::Error::from)?;

@@ -5,8 +5,8 @@ use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -62,76 +62,76 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}-{t}-{n}", std::process::id())
 }
 
+/// A loopback port nothing listens on, never the same twice in one test process: the kernel may hand a
+/// port just released back at once, and two services of one test given the same port would fight over it.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// The patched tansu that `scripts/install-broker.sh` builds (`TANSU_BIN` names another, e.g. an unpatched
-/// build to show what the patch mends).
-fn tansu() -> PathBuf {
-    if let Ok(p) = std::env::var("TANSU_BIN") {
-        return p.into();
+    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    let mut given = GIVEN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        if given.insert(port) {
+            return port;
+        }
     }
-    let p = cache().join("bin/tansu");
-    assert!(p.exists(), "{} missing: run `scripts/install-broker.sh` (or `make setup`)", p.display());
-    p
 }
 
-/// A tansu broker on a free loopback port, killed on drop.
+/// A tansu broker on a free loopback port, killed on drop. `scripts/start-broker.sh` starts it, with the
+/// demo's and the benchmarks' own start-up (`start_tansu` in `scripts/common.sh`: the binary, its flags, the
+/// storage URLs and the readiness check are defined there only; `TANSU_BIN` names another binary).
 pub struct Broker {
-    child: Child,
+    /// `scripts/start-broker.sh`, which stays until tansu exits: waiting for it reaps tansu.
+    starter: Child,
+    /// tansu itself, the process that `kill`, `freeze` and drop signal.
+    pid: u32,
+    /// The binary the script started, for tansu's own CLI.
+    tansu: PathBuf,
     pub addr: String,
-    storage: String,
+    /// `memory` or `sqlite` (see `start_tansu`).
+    storage: &'static str,
     _dir: tempfile::TempDir,
 }
 
 impl Broker {
     pub fn start() -> Broker {
-        Broker::start_on("memory://tansu/")
+        Broker::start_on("memory")
     }
 
     /// A broker whose data is kept in SQLite (tansu's `libsql` storage), so it survives `restart`.
     pub fn start_persistent() -> Broker {
-        Broker::start_on("sqlite://tansu.db")
+        Broker::start_on("sqlite")
     }
 
-    fn start_on(storage: &str) -> Broker {
+    fn start_on(storage: &'static str) -> Broker {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
-        let child = Broker::spawn(dir.path(), port, storage);
-        let mut b = Broker { child, addr: format!("127.0.0.1:{port}"), storage: storage.to_string(), _dir: dir };
-        b.wait_up();
-        b
+        let (starter, pid, tansu) = Broker::spawn(dir.path(), port, storage);
+        Broker { starter, pid, tansu, addr: format!("127.0.0.1:{port}"), storage, _dir: dir }
     }
 
-    fn spawn(dir: &Path, port: u16, storage: &str) -> Child {
-        let url = format!("tcp://127.0.0.1:{port}");
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("tansu.log")).unwrap();
-        Command::new(tansu())
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", storage])
-            // tansu reads a .env from its working directory: give it an empty one.
-            .current_dir(dir)
-            .stdout(Stdio::null())
-            .stderr(log)
+    /// Runs `scripts/start-broker.sh` and waits for its "PID BINARY" line, which it prints once tansu listens.
+    fn spawn(dir: &Path, port: u16, storage: &str) -> (Child, u32, PathBuf) {
+        let mut starter = Command::new("bash")
+            .arg(root().join("scripts/start-broker.sh"))
+            .arg(dir)
+            .args([&port.to_string(), storage])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start tansu ({e}): run `make setup`"))
-    }
-
-    fn wait_up(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(&self.addr).is_err() {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                let log = std::fs::read_to_string(self._dir.path().join("tansu.log")).unwrap_or_default();
-                panic!("tansu exited ({status}) with storage {}: {log}", self.storage);
-            }
-            assert!(Instant::now() < deadline, "tansu did not listen on {}", self.addr);
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            .unwrap_or_else(|e| panic!("cannot run scripts/start-broker.sh ({e})"));
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(starter.stdout.take().unwrap()), &mut line).unwrap();
+        let started = line.trim_end().split_once(' ').and_then(|(pid, bin)| Some((pid.parse().ok()?, bin.into())));
+        let Some((pid, tansu)) = started else {
+            let out = starter.wait_with_output().unwrap();
+            panic!("tansu did not start on port {port} ({}): {line}{}", out.status, stderr(&out));
+        };
+        (starter, pid, tansu)
     }
 
     /// Creates `topic` with `partitions` partitions (tansu's own CLI, as a user would).
     pub fn create_topic(&self, topic: &str, partitions: u32) {
-        let out = Command::new(tansu())
+        let out = Command::new(&self.tansu)
             .args(["topic", "create", topic, "--partitions", &partitions.to_string()])
             .args(["--broker", &format!("tcp://{}", self.addr)])
             .current_dir(self._dir.path())
@@ -142,22 +142,23 @@ impl Broker {
 
     /// SIGKILLs the broker: connections drop and nothing answers until `restart`.
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // The starter exits as soon as tansu has: once it has, tansu's pid may already be another process's.
+        if let Ok(None) = self.starter.try_wait() {
+            signal(self.pid, "-KILL");
+        }
+        let _ = self.starter.wait();
     }
 
     /// Starts the broker again on the same port and storage.
     pub fn restart(&mut self) {
         let port: u16 = self.addr.rsplit(':').next().unwrap().parse().unwrap();
-        self.child = Broker::spawn(self._dir.path(), port, &self.storage);
-        self.wait_up();
+        (self.starter, self.pid, self.tansu) = Broker::spawn(self._dir.path(), port, self.storage);
     }
 
     /// Freezes (SIGSTOP) or thaws (SIGCONT) the broker: a broker that stops answering, without a
     /// disconnect.
     pub fn freeze(&self, frozen: bool) {
-        let sig = if frozen { "-STOP" } else { "-CONT" };
-        assert!(Command::new("kill").args([sig, &self.child.id().to_string()]).status().unwrap().success());
+        assert!(signal(self.pid, if frozen { "-STOP" } else { "-CONT" }), "cannot signal tansu ({})", self.pid);
     }
 
     /// A command for one of the binaries, pointed at this broker, quiet, without a metrics port.
@@ -285,8 +286,7 @@ impl Broker {
 
 impl Drop for Broker {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
         if std::thread::panicking() {
             let log = std::fs::read_to_string(self._dir.path().join("tansu.log")).unwrap_or_default();
             let tail: Vec<&str> = log.lines().rev().take(40).collect();
@@ -336,7 +336,12 @@ impl Drop for Service {
 }
 
 fn terminate(child: &Child) {
-    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    signal(child.id(), "-TERM");
+}
+
+/// Sends `sig` ("-TERM", "-KILL", "-STOP", ...) to `pid`; false if it could not.
+fn signal(pid: u32, sig: &str) -> bool {
+    Command::new("kill").args([sig, &pid.to_string()]).status().is_ok_and(|s| s.success())
 }
 
 /// Makes an H.264 clip of `seconds` at `fps` from a still image with the FFmpeg CLI.
@@ -478,21 +483,27 @@ pub fn metrics_in(expr: &str) -> Vec<String> {
     names
 }
 
-/// A count from ingest's summary line for `camera` ("published 50 frames of camera X (250 decoded, 3 dropped)"):
-/// `published` is the leading frame count; any other word is the count before it in the parentheses, and 0
-/// when the line leaves it out (ingest prints only counts that are not zero).
-pub fn ingest_count(printed: &str, camera: &str, what: &str) -> u64 {
-    let line = printed
+/// The one-line JSON summary that `name` (`ingest`, `detect`, `tail`, `store`) printed among `printed`'s lines
+/// when run with `--summary-format json`.
+pub fn summary_json(printed: &str, name: &str) -> serde_json::Value {
+    let head = format!(r#"{{"summary":"{name}""#);
+    printed
         .lines()
-        .find(|l| l.contains(&format!(" of camera {camera} (")))
-        .unwrap_or_else(|| panic!("no summary for camera {camera} in {printed}"));
-    if what == "published" {
-        return line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{line}"));
-    }
-    line.split(['(', ',', ')'])
-        .find(|p| p.trim().ends_with(what))
-        .and_then(|p| p.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
+        .rev()
+        .find(|l| l.starts_with(&head))
+        .and_then(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| panic!("no {name} summary (--summary-format json) in:\n{printed}"))
+}
+
+/// A count from ingest's JSON summary for `camera`: `published`, `decoded`, `dropped`, `reconnects`,
+/// `skipped` or `damaged`.
+pub fn ingest_count(printed: &str, camera: &str, what: &str) -> u64 {
+    let summary = summary_json(printed, "ingest");
+    summary["cameras"]
+        .as_array()
+        .and_then(|cameras| cameras.iter().find(|c| c["camera"] == camera))
+        .and_then(|c| c[what].as_u64())
+        .unwrap_or_else(|| panic!("no {what} count for camera {camera} in {summary}"))
 }
 
 /// A plain HTTP/1.1 GET: (status, headers, body).

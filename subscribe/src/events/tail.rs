@@ -1,1 +1,77 @@
 //! Named outcomes of `subscribe tail`: each owns its log line and its metric.
+
+use tracing::{info, warn};
+
+use crate::metrics::Metrics;
+
+/// A Detections message arrived that was not seen before; it is printed next. `latency_ms`: capture time
+/// to received here.
+#[derive(Debug)]
+pub struct MessageReceived {
+    pub latency_ms: i64,
+}
+
+impl MessageReceived {
+    pub fn emit(&self, m: &Metrics) {
+        m.messages.inc();
+        m.latency_seconds.observe(self.latency_ms as f64 / 1000.0);
+    }
+}
+
+/// A Detections message seen before (same camera, seq and model version) arrived again: at-least-once
+/// delivery. It is printed, but counted apart and kept out of the latency.
+#[derive(Debug)]
+pub struct DuplicateSeen;
+
+impl DuplicateSeen {
+    pub fn emit(&self, m: &Metrics) {
+        m.messages.inc();
+        m.duplicates.inc();
+    }
+}
+
+/// A message on the topic is not Detections: skipped.
+#[derive(Debug)]
+pub struct UndecodableMessage<'a> {
+    pub partition: i32,
+    pub offset: i64,
+    pub error: &'a framewire_proto::DecodeError,
+}
+
+impl UndecodableMessage<'_> {
+    pub fn emit(&self, m: &Metrics) {
+        m.undecodable.inc();
+        warn!(partition = self.partition, offset = self.offset, error = %self.error, "skipping message");
+    }
+}
+
+/// The consumer reported an error; librdkafka retries by itself, so the tail goes on.
+#[derive(Debug)]
+pub struct ConsumerError<'a> {
+    pub error: &'a rdkafka::error::KafkaError,
+}
+
+impl ConsumerError<'_> {
+    pub fn emit(&self) {
+        warn!(error = %self.error, "consumer error");
+    }
+}
+
+/// The periodic status line.
+#[derive(Debug)]
+pub struct TailStatus {
+    pub frames: u64,
+    pub fps: f64,
+    pub duplicates: u64,
+    pub undecodable: u64,
+    pub latency_p50_ms: Option<i64>,
+    pub latency_p99_ms: Option<i64>,
+}
+
+impl TailStatus {
+    pub fn emit(&self) {
+        info!(frames = self.frames, fps = format!("{:.1}", self.fps), duplicates = self.duplicates,
+            undecodable = self.undecodable, latency_p50_ms = ?self.latency_p50_ms,
+            latency_p99_ms = ?self.latency_p99_ms, "tail status");
+    }
+}

@@ -5,51 +5,42 @@ use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
 use super::{App, RecentQuery, json};
-use crate::db::Db;
+use crate::query::time;
+use crate::repo::{Db, EventFilter, RepoError};
+use crate::track::EventRow;
 
-/// The store's database, connected on first use.
-async fn with_db<T>(app: &App, f: impl AsyncFnOnce(&mut Db) -> anyhow::Result<T>) -> Result<T, Response> {
+/// The store's database, connected on first use: 404 without `--db`, 503 while it cannot be reached.
+async fn with_db<T>(app: &App, f: impl AsyncFnOnce(&mut Db) -> Result<T, RepoError>) -> Result<T, Response> {
     let (Some(db), Some(url)) = (&app.db, &app.db_url) else {
         return Err((StatusCode::NOT_FOUND, "no store: start subscribe web with --db\n").into_response());
     };
+    let unavailable = |e: RepoError| (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response();
     let mut guard = db.lock().await;
-    if guard.as_ref().is_none_or(Db::is_closed) {
-        *guard = Some(
-            Db::open_existing(url)
-                .await
-                .map_err(|e| (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response())?,
-        );
-    }
-    let Some(conn) = guard.as_mut() else { return Err(StatusCode::SERVICE_UNAVAILABLE.into_response()) };
-    f(conn).await.map_err(|e| (StatusCode::SERVICE_UNAVAILABLE, format!("{e:#}\n")).into_response())
+    let conn = match guard.take() {
+        Some(conn) if !conn.is_closed() => conn,
+        _ => Db::open_existing(url).await.map_err(unavailable)?,
+    };
+    f(guard.insert(conn)).await.map_err(unavailable)
 }
 
 pub(super) async fn events_list(State(app): State<App>, Query(q): Query<RecentQuery>) -> Response {
-    let args = crate::query::QueryArgs {
-        db: String::new(),
+    let filter = EventFilter {
         camera: q.camera.filter(|c| !c.is_empty()),
         label: q.label.filter(|l| !l.is_empty()),
-        since: None,
-        model: None,
-        min_score: None,
-        events: true,
         limit: q.limit.unwrap_or(20) as i64,
-        json: true,
+        ..EventFilter::default()
     };
-    match with_db(&app, async |db| crate::query::events(db, &args).await).await {
+    match with_db(&app, async |db| db.events(&filter).await).await {
         Ok(rows) => json(&rows),
         Err(r) => r,
     }
 }
 
-async fn event_with_snapshots(app: &App, id: &str) -> Result<(crate::track::EventRow, Vec<String>), Response> {
+/// The event and its snapshots, best first.
+async fn event_with_snapshots(app: &App, id: &str) -> Result<(EventRow, Vec<String>), Response> {
     let found = with_db(app, async |db| {
-        let Some(e) = crate::query::event(db, id).await? else { return Ok(None) };
-        let mut snaps = crate::query::event_snapshots(db, &e).await?;
-        if let Some(best) = &e.best_snapshot {
-            snaps.retain(|s| s != best);
-            snaps.insert(0, best.clone());
-        }
+        let Some(e) = db.event(id).await? else { return Ok(None) };
+        let snaps = db.event_snapshots(&e).await?;
         Ok(Some((e, snaps)))
     })
     .await?;
@@ -90,9 +81,9 @@ pub(super) async fn event_page(State(app): State<App>, Path(id): Path<String>) -
         camera = escape(&e.camera),
         label = escape(&e.label),
         model = escape(&e.model),
-        start = crate::query::time(e.start_ms),
+        start = time(e.start_ms),
         sseq = e.start_seq,
-        end = crate::query::time(e.end_ms),
+        end = time(e.end_ms),
         eseq = e.end_seq,
         open = if e.open { ", still open" } else { "" },
         dur = e.duration_ms() as f64 / 1000.0,
