@@ -2,8 +2,9 @@
 # (FFmpeg 5.1). The model is converted at build time (models/fetch.sh: pinned TensorFlow + tf2onnx, ~250 MB of
 # wheels, in the build stage only).
 FROM rust:1.95-bookworm AS build
+# perl and make build the OpenSSL that librdkafka's TLS links statically (rdkafka's `ssl-vendored`).
 RUN apt-get update && apt-get install -y --no-install-recommends \
-        clang libclang-dev pkg-config cmake nasm zlib1g-dev python3-pip python3-venv \
+        clang libclang-dev pkg-config cmake nasm zlib1g-dev perl make python3-pip python3-venv \
         libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libavdevice-dev libavfilter-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
@@ -11,6 +12,8 @@ COPY . .
 RUN cargo build --release --bins --workspace && scripts/fetch-onnxruntime.sh && models/fetch.sh
 
 FROM debian:bookworm-slim
+# ca-certificates: with no ssl.ca.location, librdkafka's static OpenSSL looks for the system's CA bundle, which
+# verifies managed Kafka (Confluent Cloud, Amazon MSK, Redpanda Cloud); FFmpeg reads it for HTTPS cameras.
 RUN apt-get update && apt-get install -y --no-install-recommends \
         libavcodec59 libavformat59 libavutil57 libswscale6 libavdevice59 ca-certificates \
     && rm -rf /var/lib/apt/lists/*

@@ -20,6 +20,8 @@ APT_PACKAGES=(
     # librdkafka's TLS comes from OpenSSL built from source (perl drives its build); the secured-Kafka tests
     # put stunnel in front of the broker, and the HTTPS browser test trusts the test CA through certutil.
     perl stunnel4 libnss3-tools
+    # The web view's HTTPS answers (headers, cookie, certificate checks) are tested with curl.
+    curl
 )
 
 missing=()

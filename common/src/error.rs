@@ -16,6 +16,10 @@ pub enum Error {
         humantime::format_duration(*waited)
     )]
     Unreachable { brokers: String, waited: Duration, reason: String },
+    /// The broker (or librdkafka, for a SASL mechanism it lacks) refuses this client's security settings:
+    /// waiting longer cannot help. The refusal says what to fix, never with a secret.
+    #[error("cannot connect to Kafka at {brokers}: {refusal}")]
+    Refused { brokers: String, refusal: crate::kafka::Refusal },
     #[error("Kafka client error: {}", shown(.0))]
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error("could not create topic {topic}: {reason}")]

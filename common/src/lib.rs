@@ -8,7 +8,7 @@
 //! - [`failure`]: which Kafka errors pass with time and which need an operator.
 //! - [`lag`]: consumer lag per partition, asked of the broker.
 //! - [`time`]: wall-clock milliseconds and microseconds since the epoch.
-//! - [`kafka`]: the `--brokers`/`-X`/`--kafka-options` flags, client configs, topic creation, reachability check.
+//! - [`kafka`]: the `--brokers`/`-X`/`--kafka-options` flags, client configs, topic creation, reachability check that tells a refusing broker (credentials, TLS) from an absent one.
 //! - [`redact`]: hiding passwords and tokens in URLs and librdkafka settings before anything prints them.
 //! - [`summary`]: the exit summary's format, text or one JSON line.
 //! - [`telemetry`]: `tracing` set-up from `RUST_LOG`.

@@ -17,9 +17,10 @@ pub const HIDDEN: &str = "***";
 pub fn is_secret_key(name: &str) -> bool {
     let name = name.to_ascii_lowercase();
     let words: Vec<&str> = name.split(|c: char| !c.is_ascii_alphanumeric()).filter(|w| !w.is_empty()).collect();
-    const INSIDE: [&str; 10] =
-        ["pass", "secret", "token", "auth", "credential", "signature", "jaas", "apikey", "pwd", "private"];
-    const WHOLE: [&str; 2] = ["pw", "sig"];
+    const INSIDE: [&str; 11] =
+        ["pass", "secret", "token", "auth", "credential", "signature", "jaas", "apikey", "pwd", "psw", "private"];
+    // `loginpas`: the password parameter of many IP cameras' CGI URLs (`videostream.cgi?loginuse=&loginpas=`).
+    const WHOLE: [&str; 3] = ["pw", "sig", "loginpas"];
     // `auth` also covers `sasl.oauthbearer.config`, which holds `clientSecret=...` pairs of its own.
     words.iter().any(|w| INSIDE.iter().any(|s| w.contains(s)) || WHOLE.contains(w))
         || matches!(words.last(), Some(&("key" | "pem" | "keytab")))
@@ -93,26 +94,34 @@ fn decoded(k: &str) -> String {
     url::form_urlencoded::parse(k.as_bytes()).next().map(|(k, _)| k.into_owned()).unwrap_or_default()
 }
 
-/// A URL the parser refused (a bad port, say) can still hold credentials: hide everything between the
-/// scheme and the last `@` of the authority, and secret parameters.
+/// A URL the parser refused can still hold credentials, and it is often refused because of them: a
+/// password typed with `#`, `?` or `/` unescaped (`rtsp://admin:pa#ss@cam/s`) ends the authority early,
+/// and the rest reads as a port. So the host is taken to start after the last `@`, everything before it
+/// is hidden (in a broken URL with an `@` in its query, some of the address too: hiding errs that way), and
+/// a secret parameter is hidden wherever it stands.
 fn unparsed(s: &str) -> String {
     let Some((scheme, rest)) = s.split_once("://") else { return s.to_string() };
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(end);
-    let authority = match authority.rsplit_once('@') {
-        Some((_, host)) => format!("{HIDDEN}@{host}"),
-        None => authority.to_string(),
+    let (userinfo, rest) = match rest.rsplit_once('@') {
+        Some((_, host_on)) => (format!("{HIDDEN}@"), host_on),
+        None => (String::new(), rest),
     };
-    let tail = match tail.split_once('?') {
-        Some((path, q)) => {
-            let (q, frag) = q.split_once('#').map_or((q, None), |(q, f)| (q, Some(f)));
-            let q = params(q).unwrap_or_else(|| q.to_string());
-            let frag = frag.map(|f| format!("#{}", params(f).unwrap_or_else(|| f.to_string()))).unwrap_or_default();
-            format!("{path}?{q}{frag}")
+    let mut out = format!("{scheme}://{userinfo}");
+    // Every `name=value` between `?`, `&`, `#` and `;`, wherever the parser would have put it.
+    let mut piece_start = 0;
+    for (i, c) in rest.char_indices().chain([(rest.len(), '&')]) {
+        if matches!(c, '?' | '&' | '#' | ';') {
+            let piece = &rest[piece_start..i];
+            match piece.split_once('=') {
+                Some((k, _)) if piece_start > 0 && is_secret_key(&decoded(k)) => out.push_str(&format!("{k}={HIDDEN}")),
+                _ => out.push_str(piece),
+            }
+            if i < rest.len() {
+                out.push(c);
+            }
+            piece_start = i + c.len_utf8();
         }
-        None => tail.to_string(),
-    };
-    format!("{scheme}://{authority}{tail}")
+    }
+    out
 }
 
 /// libpq's `keyword=value` connection strings (`host=db password=x`), space-separated, values optionally
@@ -195,6 +204,9 @@ mod tests {
             "api_key",
             "apikey",
             "pwd",
+            "passwd",
+            "psw",
+            "loginpas",
         ] {
             assert!(is_secret_key(k), "{k} should be secret");
         }
@@ -274,9 +286,37 @@ mod tests {
     }
 
     #[test]
+    fn camera_urls_with_credentials_in_both_places_hide_both() {
+        assert_eq!(
+            url("rtsp://admin:hunter2@10.0.0.5:554/Streaming/101?token=abc&channel=1"),
+            "rtsp://admin:***@10.0.0.5:554/Streaming/101?token=***&channel=1"
+        );
+        // CGI cameras take the account in the query, under names of their own.
+        assert_eq!(url("http://cam/v.cgi?user=x&pwd=hunter2"), "http://cam/v.cgi?user=x&pwd=***");
+        assert_eq!(
+            url("http://cam:88/cgi-bin/CGIStream.cgi?cmd=GetMJStream&usr=admin&pwd=hunter2"),
+            "http://cam:88/cgi-bin/CGIStream.cgi?cmd=GetMJStream&usr=admin&pwd=***"
+        );
+        assert_eq!(
+            url("http://cam/videostream.cgi?loginuse=admin&loginpas=hunter2"),
+            "http://cam/videostream.cgi?loginuse=admin&loginpas=***"
+        );
+        assert_eq!(url("rtsp://cam/live?passwd=a&psw=b&auth=c"), "rtsp://cam/live?passwd=***&psw=***&auth=***");
+    }
+
+    #[test]
     fn urls_the_parser_refuses_are_still_redacted() {
         let shown = url("rtsp://admin:hunter2@cam:99999/s?token=abc");
         assert_eq!(shown, "rtsp://***@cam:99999/s?token=***");
+        assert_eq!(url("rtsp://cam:99999/s?channel=1&x=2#t"), "rtsp://cam:99999/s?channel=1&x=2#t");
+        // A password typed with `#`, `?` or `/` unescaped ends the authority early, which is why the parser
+        // refuses it: none of it shows.
+        for typed in ["rtsp://admin:hun#ter2@cam/s", "rtsp://admin:hun?ter2@cam:554/s", "rtsp://admin:hun/ter2@cam/s"] {
+            let shown = url(typed);
+            assert!(!shown.contains("hun") && !shown.contains("ter2"), "{typed} -> {shown}");
+            assert!(shown.starts_with("rtsp://***@cam"), "{typed} -> {shown}");
+        }
+        assert_eq!(url("rtsp://admin:hun/ter2@cam/s?auth=x;token=y"), "rtsp://***@cam/s?auth=***;token=***");
     }
 
     #[test]

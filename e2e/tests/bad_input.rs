@@ -119,13 +119,11 @@ fn unreachable_broker_is_a_bounded_wait_and_a_clear_error() {
     let mut broker = Broker::start();
     broker.kill();
     let topic = unique("frames");
+    // Timed from the command built: building it may wait for the binaries to be built.
+    let mut cmd = broker.cmd("ingest");
+    cmd.args(["--connect-timeout", "2s", "--topic", &topic]).arg(media("bikes.mp4"));
     let started = Instant::now();
-    let out = broker
-        .cmd("ingest")
-        .args(["--connect-timeout", "2s", "--topic", &topic])
-        .arg(media("bikes.mp4"))
-        .output()
-        .unwrap();
+    let out = cmd.output().unwrap();
     assert!(!out.status.success());
     assert!(started.elapsed() < Duration::from_secs(20), "waited {:?}", started.elapsed());
     assert!(stderr(&out).contains(&format!("cannot reach Kafka at {}", broker.addr)), "{}", stderr(&out));

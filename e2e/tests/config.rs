@@ -1,20 +1,22 @@
 //! Kafka settings and secrets, with the real binaries: `-X` values with commas, FRAMEWIRE_KAFKA_OPTIONS
-//! merged key by key under `-X`, secrets kept out of `--help` and error messages, and a producer that
+//! merged key by key under `-X`, secrets kept out of `--help` and error messages, camera credentials
+//! (`user:password@`, `?token=`) kept out of logs, metrics and published frames, and a producer that
 //! cannot go on (its topic deleted under it) stopping ingest with an error that says what to fix.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
-use std::future::Future;
+use std::collections::BTreeSet;
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::sync::Arc;
-use std::task::{Context, Poll, Wake};
 use std::time::{Duration, Instant};
 
 use common::*;
 use rdkafka::ClientConfig;
+use rdkafka::Message;
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
+use rdkafka::message::Headers;
 
 const SECRET: &str = "hunter2";
 
@@ -38,52 +40,74 @@ fn printed(o: &Output) -> String {
     format!("{}{}", stdout(o), stderr(o))
 }
 
-/// Drives one future to completion on this thread (rdkafka's admin futures need no runtime).
-fn block_on<F: Future>(f: F) -> F::Output {
-    struct Unpark(std::thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
+/// Every environment variable the binaries read: each `env = "NAME"` of their clap arguments.
+fn env_vars() -> BTreeSet<String> {
+    fn walk(dir: &Path, out: &mut BTreeSet<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                out.extend(
+                    text.split("env = \"").skip(1).filter_map(|rest| rest.split_once('"')).map(|(name, _)| name.into()),
+                );
+            }
         }
     }
-    let waker = Arc::new(Unpark(std::thread::current())).into();
-    let mut cx = Context::from_waker(&waker);
-    let mut f = std::pin::pin!(f);
-    loop {
-        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-        std::thread::park();
+    let mut out = BTreeSet::new();
+    for krate in ["common", "ingest", "detect", "subscribe"] {
+        walk(&root().join(krate).join("src"), &mut out);
     }
+    out
+}
+
+/// Whether a variable can hold a secret, by what its name says it holds: a database or camera URL, Kafka
+/// settings, FFmpeg input options (HTTP headers), a token, a password.
+fn may_hold_a_secret(name: &str) -> bool {
+    let last = name.rsplit('_').next().unwrap_or_default();
+    ["DB", "URL", "URI", "SOURCE", "CAMERA", "OPTIONS", "OPTION", "TOKEN", "PASSWORD", "SECRET", "CREDENTIALS"]
+        .contains(&last)
 }
 
 #[test]
 fn help_never_shows_secrets_from_the_environment() {
-    let runs: [(&str, &[&str], &str); 7] = [
-        ("ingest", &["--help"], "FRAMEWIRE_KAFKA_OPTIONS"),
-        ("detect", &["--help"], "FRAMEWIRE_KAFKA_OPTIONS"),
-        ("subscribe", &["--help"], "FRAMEWIRE_KAFKA_OPTIONS"),
-        ("subscribe", &["store", "--help"], "FRAMEWIRE_DB"),
-        ("subscribe", &["web", "--help"], "FRAMEWIRE_DB"),
-        ("subscribe", &["query", "--help"], "FRAMEWIRE_DB"),
-        ("subscribe", &["show", "--help"], "FRAMEWIRE_DB"),
+    // Every variable that can hold a secret is set, with the secret in each form it takes (URL password,
+    // query token, setting, header), so a variable added later is checked without a change here.
+    let secret_vars: Vec<String> = env_vars().into_iter().filter(|v| may_hold_a_secret(v)).collect();
+    for known in
+        ["FRAMEWIRE_DB", "FRAMEWIRE_KAFKA_OPTIONS", "FRAMEWIRE_WEB_TOKEN", "FRAMEWIRE_SOURCE", "FRAMEWIRE_CAMERA"]
+    {
+        assert!(secret_vars.iter().any(|v| v == known), "{known} not found among {secret_vars:?}");
+    }
+    let value = format!(
+        "door=rtsp://admin:{SECRET}@cam/s?token={SECRET}\nsasl.password={SECRET}\nAuthorization: Bearer {SECRET}"
+    );
+    let runs: [(&str, &[&str], &str); 8] = [
+        ("ingest", &[], "FRAMEWIRE_KAFKA_OPTIONS"),
+        ("detect", &[], "FRAMEWIRE_KAFKA_OPTIONS"),
+        ("subscribe", &[], "FRAMEWIRE_KAFKA_OPTIONS"),
+        ("subscribe", &["tail"], "FRAMEWIRE_DETECTIONS_TOPIC"),
+        ("subscribe", &["store"], "FRAMEWIRE_DB"),
+        ("subscribe", &["web"], "FRAMEWIRE_WEB_TOKEN"),
+        ("subscribe", &["query"], "FRAMEWIRE_DB"),
+        ("subscribe", &["show"], "FRAMEWIRE_DB"),
     ];
     for (bin_name, args, names) in runs {
-        let out = Command::new(bin(bin_name))
-            .args(args)
-            .env("FRAMEWIRE_KAFKA_OPTIONS", format!("sasl.password={SECRET}"))
-            .env("FRAMEWIRE_DB", format!("postgres://u:{SECRET}@h/db"))
-            .env("FRAMEWIRE_WEB_TOKEN", SECRET)
-            .env("FRAMEWIRE_SOURCE", format!("rtsp://admin:{SECRET}@cam/s"))
-            .env("FRAMEWIRE_CAMERA", format!("door=rtsp://admin:{SECRET}@cam/s"))
-            .env("FRAMEWIRE_INPUT_OPTION", format!("headers=Authorization: Bearer {SECRET}"))
-            .output()
-            .unwrap();
-        let text = printed(&out);
-        assert!(out.status.success(), "{bin_name} {args:?}: {text}");
-        // The variable is listed (so the help did render it), its value is not.
-        assert!(text.contains(names), "{bin_name} {args:?} does not mention {names}: {text}");
-        assert!(!text.contains(SECRET), "{bin_name} {args:?} printed the secret: {text}");
+        // `--help` and `-h` render differently (long and short help); both list the variables.
+        for help in ["--help", "-h"] {
+            let mut cmd = Command::new(bin(bin_name));
+            cmd.args(args).arg(help);
+            for var in &secret_vars {
+                cmd.env(var, &value);
+            }
+            let out = cmd.output().unwrap();
+            let text = printed(&out);
+            assert!(out.status.success(), "{bin_name} {args:?} {help}: {text}");
+            // The variable is listed (so the help did render it), its value is not.
+            assert!(text.contains(names), "{bin_name} {args:?} {help} does not mention {names}: {text}");
+            assert!(!text.contains(SECRET), "{bin_name} {args:?} {help} printed the secret: {text}");
+        }
     }
 }
 
@@ -250,4 +274,130 @@ fn slow_ingest_stops_with_what_to_fix_when_its_topic_is_deleted_under_it() {
     assert!(last.contains(&format!("topic {topic} no longer exists")) && last.contains("restart ingest"), "{last}");
     assert_eq!(text.lines().filter(|l| l.starts_with("ingest: error:")).count(), 1, "{}", tail(&text));
     eprintln!("ingest stopped {:.1} s after its topic was deleted: {last}", gone.elapsed().as_secs_f64());
+}
+
+#[test]
+fn camera_credentials_reach_no_log_line_metric_or_published_frame() {
+    const RTSP_PASSWORD: &str = "rtsp-pass-7c1f";
+    const RTSP_TOKEN: &str = "rtsp-token-93ab";
+    const HTTP_PWD: &str = "http-pwd-51d0";
+    const HTTP_AUTH: &str = "http-auth-e83c";
+    const BAD_PASSWORD: &str = "bad-pass-0f42";
+    const BAD_QUERY: &str = "bad-query-6b2d";
+    let secrets = [RTSP_PASSWORD, RTSP_TOKEN, HTTP_PWD, HTTP_AUTH, BAD_PASSWORD, BAD_QUERY];
+    let broker = Broker::start();
+    let topic = unique("frames");
+    let dir = tempfile::tempdir().unwrap();
+
+    // An RTSP camera with a password in its address and a token in its query...
+    let rtsp = RtspServer::start(free_port());
+    let door = format!("rtsp://admin:{RTSP_PASSWORD}@127.0.0.1:{}/cam?channel=1&token={RTSP_TOKEN}", rtsp.port);
+    let door_shown = format!("rtsp://admin:***@127.0.0.1:{}/cam?channel=1&token=***", rtsp.port);
+    // ...an HTTP camera (FFmpeg's own server, which serves one reader, then goes: the camera is lost and
+    // retried) with credentials in its query only...
+    let clip = dir.path().join("clip.mp4");
+    still_clip(&media("astronaut.png"), 3, 5, &clip);
+    let http_port = free_port();
+    let mut server = Command::new("ffmpeg")
+        .args(["-v", "error", "-re", "-i"])
+        .arg(&clip)
+        .args(["-c", "copy", "-f", "mpegts", "-listen", "1", &format!("http://127.0.0.1:{http_port}/live.ts")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("ffmpeg CLI (make setup installs it)");
+    // Not waited for with a test connection, which would be its one reader: ingest retries until it listens.
+    let yard = format!("http://127.0.0.1:{http_port}/live.ts?user=admin&pwd={HTTP_PWD}&auth={HTTP_AUTH}");
+    let yard_shown = format!("http://127.0.0.1:{http_port}/live.ts?user=admin&pwd=***&auth=***");
+    // ...and an address the URL parser refuses (its port is out of range), with both kinds of secret, which
+    // FFmpeg cannot open either: it is retried, and logged at each attempt.
+    let gate = format!("rtsp://admin:{BAD_PASSWORD}@127.0.0.1:99999/cam?password={BAD_QUERY}");
+    let gate_shown = "rtsp://***@127.0.0.1:99999/cam?password=***";
+    // Secrets go in a cameras file, as the README recommends (command lines show in `ps`).
+    let cameras = dir.path().join("cameras.toml");
+    let table = |id: &str, source: &str| format!("[[camera]]\nid = \"{id}\"\nsource = \"{source}\"\n\n");
+    std::fs::write(&cameras, [table("door", &door), table("yard", &yard), table("gate", &gate)].concat()).unwrap();
+
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let (log, out) = (dir.path().join("ingest.log"), dir.path().join("ingest.out"));
+    let mut ingest = broker
+        .cmd("ingest")
+        .env("RUST_LOG", "info")
+        .env("FRAMEWIRE_METRICS_LISTEN", &metrics)
+        .args(["--topic", &topic, "--fps", "5", "--reconnect-max", "1s", "--summary-format", "json", "--config"])
+        .arg(&cameras)
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+
+    // Frames of both working cameras arrive, the HTTP camera's stream ends and it is retried, and the
+    // metrics are read while ingest runs.
+    let from = |m: &rdkafka::message::OwnedMessage, camera: &str| m.key() == Some(camera.as_bytes());
+    let arrived = broker.read_until(&topic, Duration::from_secs(60), |msgs| {
+        ["door", "yard"].iter().all(|c| msgs.iter().filter(|m| from(m, c)).count() >= 3)
+    });
+    let counts: Vec<usize> = ["door", "yard"].iter().map(|c| arrived.iter().filter(|m| from(m, c)).count()).collect();
+    assert!(counts.iter().all(|&n| n > 0), "frames of both cameras expected, got {counts:?}: {}", {
+        // The retries of the camera that never opens would hide the rest.
+        let text = std::fs::read_to_string(&log).unwrap();
+        text.lines()
+            .filter(|l| !l.contains("camera=gate") && !l.contains("Port missing"))
+            .take(40)
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let retried = |text: &str| {
+        text.lines().any(|l| l.contains("source lost") && l.contains("camera=yard"))
+            && text.lines().any(|l| l.contains("source lost") && l.contains("camera=gate"))
+    };
+    while !retried(&std::fs::read_to_string(&log).unwrap()) {
+        assert!(Instant::now() < deadline, "no retries logged: {}", tail(&std::fs::read_to_string(&log).unwrap()));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let exposition = scrape_when_up(&metrics, Duration::from_secs(10));
+    assert!(exposition.contains("camera=\"door\""), "{exposition}");
+    assert!(Command::new("kill").args(["-TERM", &ingest.id().to_string()]).status().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ingest.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = ingest.kill();
+            panic!("ingest did not stop on SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    let printed = format!("{}{}", std::fs::read_to_string(&out).unwrap(), std::fs::read_to_string(&log).unwrap());
+
+    // Nothing printed, exported or published holds a secret...
+    for secret in secrets {
+        assert!(!printed.contains(secret), "{secret} printed: {}", tail(&printed));
+        assert!(!exposition.contains(secret), "{secret} in the metrics: {exposition}");
+    }
+    let messages = read_all(&broker, &topic, Duration::from_secs(30));
+    for m in &messages {
+        let headers = m.headers().map(|h| h.iter().map(|h| h.value.unwrap_or_default().to_vec()).collect());
+        let bytes = [m.payload().unwrap_or_default().to_vec()].into_iter().chain(headers.unwrap_or_else(Vec::new));
+        for bytes in bytes {
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(!secrets.iter().any(|s| text.contains(s)), "a secret was published: {text:.200}");
+        }
+    }
+    // ...while the rest of each address is shown: in every frame's source, and in the log lines that name
+    // the sources.
+    for (camera, shown) in [("door", &door_shown), ("yard", &yard_shown)] {
+        let frames: Vec<_> = messages
+            .iter()
+            .filter(|m| from(m, camera))
+            .map(|m| framewire_proto::decode_frame(m.payload().unwrap()).unwrap())
+            .collect();
+        assert!(frames.len() >= 3, "{camera}: {} frames", frames.len());
+        assert!(frames.iter().all(|f| f.source_uri == *shown), "{camera}: {:?}", frames[0].source_uri);
+    }
+    for shown in [door_shown.as_str(), yard_shown.as_str(), gate_shown] {
+        assert!(printed.contains(shown), "no log line names {shown}: {}", tail(&printed));
+    }
 }

@@ -119,27 +119,6 @@ fn admin(broker: &Broker) -> AdminClient<DefaultClientContext> {
     ClientConfig::new().set("bootstrap.servers", &broker.addr).create().unwrap()
 }
 
-/// Waits for one of the admin client's futures (they complete on librdkafka's own thread).
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    use std::sync::Arc;
-    use std::task::{Context, Poll, Wake, Waker};
-    struct Unpark(std::thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    let mut f = std::pin::pin!(f);
-    loop {
-        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-        std::thread::park_timeout(Duration::from_millis(50));
-    }
-}
-
 fn delete_topics(broker: &Broker, topics: &[&str]) {
     let results = block_on(admin(broker).delete_topics(topics, &AdminOptions::new())).unwrap();
     for r in results {

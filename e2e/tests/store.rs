@@ -6,10 +6,11 @@ mod common;
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::postgres::Postgres;
 use common::*;
 
 /// Topics of one store test.
@@ -435,127 +436,6 @@ label = "person"
     let bad = broker.cmd("subscribe").args(&args).output().unwrap();
     assert!(!bad.status.success());
     assert!(stderr(&bad).contains("rules.toml") && stderr(&bad).contains("zonee"), "{}", stderr(&bad));
-}
-
-/// A throw-away PostgreSQL server (Debian's `postgresql` package), run as the `postgres` user when the
-/// tests run as root.
-struct Postgres {
-    bin: PathBuf,
-    data: PathBuf,
-    port: u16,
-    child: Option<Child>,
-    _dir: tempfile::TempDir,
-}
-
-impl Postgres {
-    fn start() -> Postgres {
-        let bin = std::fs::read_dir("/usr/lib/postgresql")
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.path().join("bin"))
-            .find(|b| b.join("initdb").exists())
-            .expect("PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb): run `make setup`");
-        let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("data");
-        let root_user = stdout(&Command::new("id").arg("-u").output().unwrap()).trim() == "0";
-        if root_user {
-            let _ = Command::new("chown").args(["-R", "postgres:postgres"]).arg(dir.path()).status();
-            // Every parent must be traversable by the postgres user.
-            let _ = Command::new("chmod").args(["755"]).arg(dir.path()).status();
-        }
-        let out = Self::as_pg(root_user, &bin.join("initdb"))
-            .args(["-D", data.to_str().unwrap(), "-U", "postgres", "--auth=trust", "-E", "UTF8"])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "initdb: {}", stderr(&out));
-        let mut pg = Postgres { bin, data, port: free_port(), child: None, _dir: dir };
-        pg.start_server();
-        pg
-    }
-
-    fn as_pg(root_user: bool, program: &Path) -> Command {
-        if root_user {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(program);
-            c
-        } else {
-            Command::new(program)
-        }
-    }
-
-    fn start_server(&mut self) {
-        let root_user = stdout(&Command::new("id").arg("-u").output().unwrap()).trim() == "0";
-        let child = Self::as_pg(root_user, &self.bin.join("postgres"))
-            .args([
-                "-D",
-                self.data.to_str().unwrap(),
-                "-p",
-                &self.port.to_string(),
-                "-h",
-                "127.0.0.1",
-                "-k",
-                self.data.to_str().unwrap(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let ok = Command::new(self.bin.join("pg_isready"))
-                .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
-                .stdout(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            if ok {
-                return;
-            }
-            assert!(Instant::now() < deadline, "PostgreSQL did not start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// Fast shutdown (SIGINT): clients are disconnected, the server is gone.
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            // Signal the server itself (its pid is the first line of postmaster.pid): runuser does not pass
-            // SIGINT on.
-            let pid = std::fs::read_to_string(self.data.join("postmaster.pid"))
-                .ok()
-                .and_then(|s| s.lines().next().map(str::to_string))
-                .unwrap_or_else(|| c.id().to_string());
-            let _ = Command::new("kill").args(["-INT", &pid]).status();
-            let _ = c.wait();
-        }
-        // postgres itself may still be exiting; wait until the port is closed.
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
-    }
-
-    /// Runs `sql` with psql; its rows, unaligned.
-    fn psql(&self, sql: &str) -> String {
-        let out = Command::new(self.bin.join("psql"))
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres", "-d", "postgres"])
-            .args(["-v", "ON_ERROR_STOP=1", "-At", "-c", sql])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "psql: {}", stderr(&out));
-        stdout(&out)
-    }
-}
-
-impl Drop for Postgres {
-    fn drop(&mut self) {
-        self.stop();
-    }
 }
 
 #[test]

@@ -131,6 +131,8 @@ pub struct WebMetrics {
     pub clients: IntGauge,
     /// Capture time to pushed to the browsers: the latency a viewer of the page sees.
     pub latency_seconds: Histogram,
+    /// Pages answered 503 because the store's database could not be read: the cause is only in the log.
+    pub db_errors: IntCounter,
 }
 
 impl WebMetrics {
@@ -149,6 +151,11 @@ impl WebMetrics {
                 "framewire_web_latency_seconds",
                 "Capture time to pushed to the browsers",
                 vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0],
+            ),
+            db_errors: counter(
+                &r,
+                "framewire_web_db_errors_total",
+                "Pages not served because the store's database could not be read",
             ),
             registry: r,
         }

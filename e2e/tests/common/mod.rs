@@ -1,6 +1,14 @@
 //! Harness for end-to-end tests: a real broker per test, the real binaries, unique topic names.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod postgres;
+pub mod secured;
+pub mod tls;
+
+// Not every test file starts one.
+#[allow(unused_imports)]
+pub use secured::SecuredBroker;
+
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -77,18 +85,33 @@ pub fn free_port() -> u16 {
 
 /// A tansu broker on a free loopback port, killed on drop. `scripts/start-broker.sh` starts it, with the
 /// demo's and the benchmarks' own start-up (`start_tansu` in `scripts/common.sh`: the binary, its flags, the
-/// storage URLs and the readiness check are defined there only; `TANSU_BIN` names another binary).
+/// storage URLs, the secured broker's users and TLS, and the readiness check are defined there only;
+/// `TANSU_BIN` names another binary). A [`SecuredBroker`] is one of these started secured.
 pub struct Broker {
-    /// `scripts/start-broker.sh`, which stays until tansu exits: waiting for it reaps tansu.
+    /// `scripts/start-broker.sh`, which stays until tansu exits: waiting for it reaps tansu (and it stops the
+    /// stunnel in front of a secured broker).
     starter: Child,
     /// tansu itself, the process that `kill`, `freeze` and drop signal.
     pid: u32,
-    /// The binary the script started, for tansu's own CLI.
-    tansu: PathBuf,
+    /// The bootstrap address clients are given: tansu itself, or the TLS in front of a secured broker.
     pub addr: String,
-    /// `memory` or `sqlite` (see `start_tansu`).
-    storage: &'static str,
+    /// The port tansu listens on.
+    port: u16,
+    launch: Launch,
     _dir: tempfile::TempDir,
+}
+
+/// How `scripts/start-broker.sh` starts a broker, again on `restart`, and what each of its clients needs.
+#[derive(Clone, Default)]
+struct Launch {
+    /// The script's arguments after DIR and PORT: the storage (`memory` or `sqlite`), then a secured broker's
+    /// `--user NAME --tls TLSPORT CERT KEY` (see `start_tansu`).
+    args: Vec<String>,
+    /// The user's password, which the script takes from its environment: never in a command line.
+    password: Option<String>,
+    /// librdkafka settings every client of this broker needs (SASL_SSL, the CA): the binaries get them in
+    /// FRAMEWIRE_KAFKA_OPTIONS, as a user would give them, and the harness's own clients set them.
+    client: Vec<(String, String)>,
 }
 
 impl Broker {
@@ -101,19 +124,26 @@ impl Broker {
         Broker::start_on("sqlite")
     }
 
-    fn start_on(storage: &'static str) -> Broker {
-        let dir = tempfile::tempdir().unwrap();
+    fn start_on(storage: &str) -> Broker {
         let port = free_port();
-        let (starter, pid, tansu) = Broker::spawn(dir.path(), port, storage);
-        Broker { starter, pid, tansu, addr: format!("127.0.0.1:{port}"), storage, _dir: dir }
+        let launch = Launch { args: vec![storage.into()], ..Launch::default() };
+        Broker::launch(tempfile::tempdir().unwrap(), port, format!("127.0.0.1:{port}"), launch)
+    }
+
+    /// Starts tansu on `port` with its data in `dir`; clients bootstrap from `addr`.
+    fn launch(dir: tempfile::TempDir, port: u16, addr: String, launch: Launch) -> Broker {
+        let (starter, pid) = Broker::spawn(dir.path(), port, &launch);
+        Broker { starter, pid, addr, port, launch, _dir: dir }
     }
 
     /// Runs `scripts/start-broker.sh` and waits for its "PID BINARY" line, which it prints once tansu listens.
-    fn spawn(dir: &Path, port: u16, storage: &str) -> (Child, u32, PathBuf) {
-        let mut starter = Command::new("bash")
-            .arg(root().join("scripts/start-broker.sh"))
-            .arg(dir)
-            .args([&port.to_string(), storage])
+    fn spawn(dir: &Path, port: u16, launch: &Launch) -> (Child, u32) {
+        let mut script = Command::new("bash");
+        script.arg(root().join("scripts/start-broker.sh")).arg(dir).arg(port.to_string()).args(&launch.args);
+        if let Some(password) = &launch.password {
+            script.env("TANSU_USER_PASSWORD", password);
+        }
+        let mut starter = script
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -121,23 +151,38 @@ impl Broker {
             .unwrap_or_else(|e| panic!("cannot run scripts/start-broker.sh ({e})"));
         let mut line = String::new();
         std::io::BufRead::read_line(&mut std::io::BufReader::new(starter.stdout.take().unwrap()), &mut line).unwrap();
-        let started = line.trim_end().split_once(' ').and_then(|(pid, bin)| Some((pid.parse().ok()?, bin.into())));
-        let Some((pid, tansu)) = started else {
+        let Some(pid) = line.split_whitespace().next().and_then(|pid| pid.parse().ok()) else {
             let out = starter.wait_with_output().unwrap();
             panic!("tansu did not start on port {port} ({}): {line}{}", out.status, stderr(&out));
         };
-        (starter, pid, tansu)
+        (starter, pid)
     }
 
-    /// Creates `topic` with `partitions` partitions (tansu's own CLI, as a user would).
+    /// A client config for this broker: its address and what its clients need (see [`Launch::client`]).
+    pub fn client_config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.addr);
+        for (k, v) in &self.launch.client {
+            c.set(k, v);
+        }
+        c
+    }
+
+    /// The librdkafka settings every client needs, as FRAMEWIRE_KAFKA_OPTIONS lines; empty for a plain broker.
+    pub fn kafka_options(&self) -> String {
+        self.launch.client.iter().map(|(k, v)| format!("{k}={v}\n")).collect()
+    }
+
+    /// Creates `topic` with `partitions` partitions, through the Kafka admin API as any client would (tansu's
+    /// own CLI cannot authenticate to a secured broker).
     pub fn create_topic(&self, topic: &str, partitions: u32) {
-        let out = Command::new(&self.tansu)
-            .args(["topic", "create", topic, "--partitions", &partitions.to_string()])
-            .args(["--broker", &format!("tcp://{}", self.addr)])
-            .current_dir(self._dir.path())
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "tansu topic create {topic}: {}", stderr(&out));
+        use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+        let admin: AdminClient<rdkafka::client::DefaultClientContext> = self.client_config().create().unwrap();
+        let new = NewTopic::new(topic, partitions as i32, TopicReplication::Fixed(1));
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+        for result in block_on(admin.create_topics([&new], &options)).unwrap() {
+            result.unwrap_or_else(|(t, e)| panic!("cannot create topic {t}: {e}"));
+        }
     }
 
     /// SIGKILLs the broker: connections drop and nothing answers until `restart`.
@@ -149,10 +194,9 @@ impl Broker {
         let _ = self.starter.wait();
     }
 
-    /// Starts the broker again on the same port and storage.
+    /// Starts the broker again on the same port and storage (and, secured, the same users and TLS).
     pub fn restart(&mut self) {
-        let port: u16 = self.addr.rsplit(':').next().unwrap().parse().unwrap();
-        (self.starter, self.pid, self.tansu) = Broker::spawn(self._dir.path(), port, self.storage);
+        (self.starter, self.pid) = Broker::spawn(self._dir.path(), self.port, &self.launch);
     }
 
     /// Freezes (SIGSTOP) or thaws (SIGCONT) the broker: a broker that stops answering, without a
@@ -161,7 +205,8 @@ impl Broker {
         assert!(signal(self.pid, if frozen { "-STOP" } else { "-CONT" }), "cannot signal tansu ({})", self.pid);
     }
 
-    /// A command for one of the binaries, pointed at this broker, quiet, without a metrics port.
+    /// A command for one of the binaries, pointed at this broker, quiet, without a metrics port. A secured
+    /// broker's settings, password included, go in the environment (FRAMEWIRE_KAFKA_OPTIONS), never argv.
     pub fn cmd(&self, name: &str) -> Command {
         let mut c = Command::new(bin(name));
         c.env("FRAMEWIRE_BROKERS", &self.addr)
@@ -169,6 +214,9 @@ impl Broker {
             .env("FRAMEWIRE_PROGRESS", "log")
             .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
             .current_dir(root());
+        if !self.launch.client.is_empty() {
+            c.env("FRAMEWIRE_KAFKA_OPTIONS", self.kafka_options());
+        }
         c
     }
 
@@ -251,8 +299,8 @@ impl Broker {
     /// creates its output at start-up); None if it does not exist by `deadline`. It joins no group: a group
     /// rebalance would send it back to the start and show it messages twice.
     pub fn reader_from_start(&self, topic: &str, deadline: Instant) -> Option<BaseConsumer> {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &self.addr)
+        let consumer: BaseConsumer = self
+            .client_config()
             .set("group.id", unique("reader"))
             .set("enable.auto.commit", "false")
             .set("fetch.wait.max.ms", "10")
@@ -288,11 +336,13 @@ impl Drop for Broker {
     fn drop(&mut self) {
         self.kill();
         if std::thread::panicking() {
-            let log = std::fs::read_to_string(self._dir.path().join("tansu.log")).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(40).collect();
-            eprintln!("--- last tansu log lines ---");
-            for l in tail.iter().rev() {
-                eprintln!("{l}");
+            for name in ["tansu", "stunnel"] {
+                let Ok(log) = std::fs::read_to_string(self._dir.path().join(format!("{name}.log"))) else { continue };
+                let tail: Vec<&str> = log.lines().rev().take(40).collect();
+                eprintln!("--- last {name} log lines ---");
+                for l in tail.iter().rev() {
+                    eprintln!("{l}");
+                }
             }
         }
     }
@@ -342,6 +392,27 @@ fn terminate(child: &Child) {
 /// Sends `sig` ("-TERM", "-KILL", "-STOP", ...) to `pid`; false if it could not.
 fn signal(pid: u32, sig: &str) -> bool {
     Command::new("kill").args([sig, &pid.to_string()]).status().is_ok_and(|s| s.success())
+}
+
+/// Runs a future (an rdkafka admin call) to completion on this thread: the tests need no async runtime.
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut f = std::pin::pin!(f);
+    loop {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park();
+    }
 }
 
 /// Makes an H.264 clip of `seconds` at `fps` from a still image with the FFmpeg CLI.
@@ -534,8 +605,8 @@ pub fn wait_listening(addr: &str) {
 /// Every message `topic` holds when called (up to each partition's high watermark), in partition and offset
 /// order; none when the topic does not exist. Panics if they cannot all be read within `within`.
 pub fn read_all(broker: &Broker, topic: &str, within: Duration) -> Vec<OwnedMessage> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &broker.addr)
+    let consumer: BaseConsumer = broker
+        .client_config()
         .set("group.id", unique("tally"))
         .set("enable.auto.commit", "false")
         .set("fetch.wait.max.ms", "10")

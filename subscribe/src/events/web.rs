@@ -2,22 +2,79 @@
 
 use std::net::SocketAddr;
 
+use framewire_common::redact;
 use framewire_proto::codec::DecodeError;
 use tracing::{debug, info, warn};
 
 use crate::metrics::WebMetrics;
+use crate::repo::RepoError;
 
 /// The page is being served.
 pub struct WebListening {
     pub addr: SocketAddr,
     /// Whether a token guards the page: the address alone does not say whether it is exposed.
     pub token: bool,
+    pub https: bool,
 }
 
 impl WebListening {
     pub fn emit(&self) {
-        let WebListening { addr, token } = *self;
-        info!(%addr, token, "web view at http://{addr}/");
+        let WebListening { addr, token, https } = *self;
+        let scheme = if https { "https" } else { "http" };
+        info!(%addr, token, https, "web view at {scheme}://{addr}/");
+    }
+}
+
+/// A page could not read the store's database. The browser is told only that; the cause is logged here.
+pub struct DbUnavailable<'a> {
+    /// The `--db` URL as given: whatever of it the error quotes is hidden here.
+    pub db: &'a str,
+    pub error: &'a RepoError,
+}
+
+impl DbUnavailable<'_> {
+    pub fn emit(&self, m: &WebMetrics) {
+        m.db_errors.inc();
+        // The repository hides the URL's password in its errors; the URL is scrubbed whole as well, for an
+        // error that quotes it as given (a URL it cannot parse).
+        let error = redact::scrub(&self.error.to_string(), [self.db]);
+        warn!(db = %redact::url(self.db), %error, "store database unavailable to the web view");
+    }
+}
+
+/// A stored event's snapshot file could not be read (removed by retention, most likely).
+pub struct SnapshotUnreadable<'a> {
+    pub path: &'a str,
+    pub error: &'a std::io::Error,
+}
+
+impl SnapshotUnreadable<'_> {
+    pub fn emit(&self) {
+        debug!(path = self.path, error = %self.error, "snapshot not served");
+    }
+}
+
+/// A client's TLS handshake failed or stalled (it does not trust the certificate, or it speaks plain HTTP).
+/// Debug level: on an exposed address scanners do this all day.
+pub struct TlsHandshakeFailed<'a> {
+    pub peer: SocketAddr,
+    pub error: &'a std::io::Error,
+}
+
+impl TlsHandshakeFailed<'_> {
+    pub fn emit(&self) {
+        debug!(peer = %self.peer, error = %self.error, "TLS handshake failed");
+    }
+}
+
+/// The listening socket could not accept a connection (out of file descriptors, most likely).
+pub struct AcceptFailed<'a> {
+    pub error: &'a std::io::Error,
+}
+
+impl AcceptFailed<'_> {
+    pub fn emit(&self) {
+        warn!(error = %self.error, "cannot accept a connection; retrying in 1 s");
     }
 }
 

@@ -19,6 +19,9 @@ pub enum RepoError {
     },
     #[error("PostgreSQL {db}: connection lost")]
     Closed { db: String },
+    /// TLS settings that cannot work, or a TLS handshake that failed: the server and what to fix, in one line.
+    #[error("PostgreSQL at {at}: {cause}")]
+    Tls { at: String, cause: String },
     #[error("no database at {0} (has `subscribe store` run with this --db?)")]
     Missing(String),
     #[error("column {column} holds {found} where {expected} belongs")]

@@ -4,6 +4,7 @@
 //!
 //! # Layout
 //! - `backend`: what an engine does (a transaction of statements, a query); `sqlite`, `postgres`.
+//! - `tls`: PostgreSQL over TLS, with libpq's `sslmode`, `sslrootcert`, `sslcert` and `sslkey`.
 //! - `schema`: the tables as ordered migrations (`migrations/*.sql`), with a version table.
 //! - `value`: parameters and rows, read by column name with their types checked.
 //! - `write`: the store's one transaction per batch.
@@ -18,6 +19,7 @@ mod postgres;
 mod read;
 mod schema;
 mod sqlite;
+mod tls;
 mod value;
 mod write;
 
@@ -56,14 +58,14 @@ pub enum Engine {
 pub fn parse_url(url: &str) -> Result<(Engine, String)> {
     if let Some(path) = url.strip_prefix("sqlite://") {
         if path.is_empty() {
-            return Err(RepoError::Url(url.into()));
+            return Err(RepoError::Url(redact::url(url).into_owned()));
         }
         return Ok((Engine::Sqlite, path.to_string()));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         return Ok((Engine::Postgres, url.to_string()));
     }
-    Err(RepoError::Url(url.into()))
+    Err(RepoError::Url(redact::url(url).into_owned()))
 }
 
 impl Db {

@@ -1,4 +1,4 @@
-//! PostgreSQL: a server, driven asynchronously by tokio-postgres.
+//! PostgreSQL: a server, driven asynchronously by tokio-postgres, over TLS as the URL asks (`tls`).
 
 use std::sync::Arc;
 
@@ -8,6 +8,7 @@ use tokio_postgres::types::{ToSql, Type};
 use tracing::warn;
 
 use super::backend::{Backend, Statement};
+use super::tls::{self, Tls};
 use super::{RepoError, Result, Row, Value};
 
 pub struct Postgres {
@@ -18,9 +19,15 @@ pub struct Postgres {
 
 impl Postgres {
     pub async fn connect(url: &str, db: String) -> Result<Postgres> {
-        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-            .await
-            .map_err(|source| RepoError::Postgres { db: db.clone(), source })?;
+        let (url, params) = tls::split(url);
+        let config: tokio_postgres::Config =
+            url.parse().map_err(|source| RepoError::Postgres { db: db.clone(), source })?;
+        let tls = Tls::new(&params).map_err(|cause| RepoError::Tls { at: tls::address(&config, None), cause })?;
+        let (client, connection) =
+            tls.connect(&config).await.map_err(|source| match tls.explain(&source, &config) {
+                Some((at, cause)) => RepoError::Tls { at, cause },
+                None => RepoError::Postgres { db: db.clone(), source },
+            })?;
         let name = db.clone();
         tokio::spawn(async move {
             if let Err(e) = connection.await {

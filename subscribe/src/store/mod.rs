@@ -45,7 +45,8 @@ pub use run::run;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct StoreArgs {
-    /// Database: sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DB.
+    /// Database: sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DB (TLS as libpq:
+    /// ?sslmode=verify-full&sslrootcert=CA.pem).
     #[arg(long, env = "FRAMEWIRE_DB", hide_env_values = true, default_value = "sqlite://framewire.db")]
     pub db: String,
 

@@ -49,7 +49,7 @@ pub async fn run(
         [(&args.events_topic, args.partitions), (&args.alerts_topic, args.partitions), (&dlq, args.partitions)];
     kafka.ensure_topics(&created.map(|(t, p)| (t.as_str(), p)), 1).await?;
 
-    let Some(mut db) = writer::connect(&args.db, args.retry_max, &metrics, &shutdown).await else {
+    let Some(mut db) = writer::connect(&args.db, args.retry_max, &metrics, &shutdown).await? else {
         return Ok(StoreSummary::default());
     };
     let mut trackers = Trackers::new(&rules, args.track_iou, args.event_gap.as_millis() as i64);

@@ -17,26 +17,29 @@ use crate::repo::{Db, RepoError};
 /// The first pause after a failure; doubled (with jitter) per failure up to `--retry-max`.
 const RETRY_MIN: Duration = Duration::from_millis(200);
 
-/// Opens the database, retrying until it answers; `None` when shutdown came first.
+/// Opens the database, retrying while it does not answer; `None` when shutdown came first. TLS settings
+/// that cannot work (a certificate that does not verify, a file that is missing) are an error at once: they
+/// need an operator, and retrying would only hide them in the log.
 pub async fn connect(
     url: &str,
     retry_max: Duration,
     metrics: &StoreMetrics,
     shutdown: &CancellationToken,
-) -> Option<Db> {
+) -> Result<Option<Db>, RepoError> {
     let mut backoff = Backoff::jittered(RETRY_MIN, retry_max);
     loop {
         let error = match Db::open(url).await {
             Ok(db) => {
                 DbConnected.emit(metrics);
-                return Some(db);
+                return Ok(Some(db));
             }
+            Err(e @ (RepoError::Tls { .. } | RepoError::Url(_))) => return Err(e),
             Err(e) => e,
         };
         let retry_in = backoff.next_delay();
         DbUnavailable { error: &error, retry_in }.emit(metrics);
         tokio::select! {
-            _ = shutdown.cancelled() => return None,
+            _ = shutdown.cancelled() => return Ok(None),
             _ = tokio::time::sleep(retry_in) => {}
         }
     }

@@ -76,10 +76,49 @@ pub(super) async fn state(State(app): State<App>) -> Response {
 pub(super) struct RecentQuery {
     pub(super) camera: Option<String>,
     pub(super) label: Option<String>,
-    pub(super) limit: Option<usize>,
+    /// Kept as text: a bad value gets an answer that says what `limit` takes, not a parser's message.
+    limit: Option<String>,
+}
+
+/// The most rows one answer holds: a bigger `?limit=` would only make the page and the database work for
+/// rows nobody reads.
+const MAX_LIMIT: usize = 500;
+
+impl RecentQuery {
+    /// `?limit=`, or `default` without one.
+    pub(super) fn limit(&self, default: usize) -> Result<usize, BadLimit> {
+        parse_limit(self.limit.as_deref(), default).ok_or(BadLimit)
+    }
+}
+
+/// A `?limit=` that is not a whole number from 1 up: 400, saying what it takes.
+pub(super) struct BadLimit;
+
+impl IntoResponse for BadLimit {
+    fn into_response(self) -> Response {
+        let msg = format!("limit must be a whole number from 1 to {MAX_LIMIT} (larger is taken as {MAX_LIMIT})\n");
+        (StatusCode::BAD_REQUEST, msg).into_response()
+    }
+}
+
+/// `?limit=` as a row count: at most `MAX_LIMIT`; None for 0, a sign, a fraction or anything not a number.
+fn parse_limit(given: Option<&str>, default: usize) -> Option<usize> {
+    let Some(given) = given.filter(|g| !g.is_empty()) else { return Some(default.min(MAX_LIMIT)) };
+    if !given.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // Digits only: a number too large for usize is still just "more than the most".
+    match given.trim_start_matches('0') {
+        "" => None,
+        n => Some(n.parse().map_or(MAX_LIMIT, |n: usize| n.min(MAX_LIMIT))),
+    }
 }
 
 pub(super) async fn recent(State(app): State<App>, Query(q): Query<RecentQuery>) -> Response {
+    let limit = match q.limit(100) {
+        Ok(l) => l,
+        Err(bad) => return bad.into_response(),
+    };
     let s = lock(&app.shared);
     let rows: Vec<&RecentView> = s
         .recent
@@ -87,7 +126,7 @@ pub(super) async fn recent(State(app): State<App>, Query(q): Query<RecentQuery>)
         .rev()
         .filter(|r| q.camera.as_ref().is_none_or(|c| c.is_empty() || *c == r.camera))
         .filter(|r| q.label.as_ref().is_none_or(|l| l.is_empty() || *l == r.label))
-        .take(q.limit.unwrap_or(100))
+        .take(limit)
         .collect();
     json(&rows)
 }
@@ -140,5 +179,24 @@ pub(super) async fn frame(State(app): State<App>, Path((camera, seq)): Path<(Str
             ([(header::CONTENT_TYPE, "image/jpeg"), (header::CACHE_CONTROL, "max-age=3600")], jpeg).into_response()
         }
         None => (StatusCode::NOT_FOUND, "frame no longer cached\n").into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_are_bounded() {
+        assert_eq!(parse_limit(None, 20), Some(20));
+        assert_eq!(parse_limit(Some(""), 20), Some(20));
+        assert_eq!(parse_limit(Some("1"), 20), Some(1));
+        assert_eq!(parse_limit(Some("007"), 20), Some(7));
+        assert_eq!(parse_limit(Some("500"), 20), Some(500));
+        assert_eq!(parse_limit(Some("501"), 20), Some(500));
+        assert_eq!(parse_limit(Some("99999999999999999999999999"), 20), Some(500));
+        for bad in ["0", "000", "-1", "+5", "1.5", "abc", "5 ", "1e3"] {
+            assert_eq!(parse_limit(Some(bad), 20), None, "{bad}");
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! Why `subscribe web` could not serve the page.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 /// Errors of the web view.
 #[derive(Debug, thiserror::Error)]
@@ -10,6 +11,11 @@ pub enum Error {
         "refusing to serve the web view on {listen} without --token: anyone who can reach it would see the cameras"
     )]
     Exposed { listen: SocketAddr },
+    /// A certificate or key file that cannot serve HTTPS, named with what is wrong with it.
+    #[error("--tls-{flag} {}: {cause}", path.display())]
+    Tls { flag: &'static str, path: PathBuf, cause: String },
+    #[error("--tls-cert and --tls-key go together: give both for HTTPS, or neither for plain HTTP")]
+    TlsPair,
     /// Kafka unreachable, or a client it refused to create. Its own message already says which broker and what
     /// to do, so it is shown as it is.
     #[error(transparent)]

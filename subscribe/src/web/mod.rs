@@ -5,19 +5,22 @@
 //!
 //! # Layout
 //! - `auth`: the token an exposed address needs, checked on every request.
+//! - `tls`: HTTPS, with the certificate and key given.
 //! - `api`: the live page's JSON, its server-sent event stream and the cached frames.
 //! - `live`: the Kafka consumers and the cache that joins each detection to its frame.
 //! - `lag`: the detectors' consumer lag, as the page shows it.
 //! - `stored`: the pages that read the store's database.
 //! - `error`: why the page could not be served.
 
+use std::fmt::Debug;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
-use axum::http::header;
+use axum::http::{HeaderValue, header};
 use axum::middleware;
-use axum::response::Html;
+use axum::response::{Html, Response};
 use axum::routing::get;
 use framewire_common::kafka::KafkaArgs;
 use framewire_common::metrics::MetricsArgs;
@@ -31,6 +34,7 @@ mod error;
 mod lag;
 mod live;
 mod stored;
+mod tls;
 
 pub use auth::check_exposure;
 pub use error::{Error, Result};
@@ -41,6 +45,7 @@ use crate::metrics::WebMetrics;
 use crate::repo::Db;
 // The pages of `stored` answer in the same JSON and take the same filters as the live API.
 use api::{RecentQuery, json};
+use auth::Token;
 use live::Shared;
 
 const INDEX_HTML: &str = include_str!("index.html");
@@ -53,9 +58,19 @@ pub struct WebArgs {
     #[arg(long, env = "FRAMEWIRE_WEB_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
-    /// Access token: give it once as ?token=… (kept in a cookie) or as `Authorization: Bearer …`.
+    /// Access token: give it once as ?token=… (percent-encoded; then kept in a cookie) or as
+    /// `Authorization: Bearer …`.
     #[arg(long, env = "FRAMEWIRE_WEB_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+
+    /// Serve HTTPS with this certificate chain (PEM), together with --tls-key. An exposed address still
+    /// needs --token.
+    #[arg(long, env = "FRAMEWIRE_WEB_TLS_CERT", value_name = "PATH")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM: PKCS#8, RSA or EC).
+    #[arg(long, env = "FRAMEWIRE_WEB_TLS_KEY", value_name = "PATH")]
+    pub tls_key: Option<PathBuf>,
 
     /// Topic of Detections.
     #[arg(long, env = "FRAMEWIRE_DETECTIONS_TOPIC", default_value = names::TOPIC_DETECTIONS)]
@@ -85,7 +100,9 @@ struct App {
     /// Each frame's view as JSON, to every browser's live stream.
     tx: broadcast::Sender<String>,
     /// None on a loopback address started without one: then every request is let through.
-    token: Option<String>,
+    token: Option<Token>,
+    /// Served over HTTPS: the token's cookie is then marked `Secure`.
+    https: bool,
     /// The store's database, connected on first use so that the page starts without it.
     db: Option<Arc<tokio::sync::Mutex<Option<Db>>>>,
     db_url: Option<String>,
@@ -102,6 +119,12 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<()> {
     check_exposure(&args.listen, args.token.as_deref())?;
+    // A certificate or key that cannot serve ends the process before anything starts, like a bad address.
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),
+        (None, None) => None,
+        _ => return Err(Error::TlsPair),
+    };
     // Listening first: an address in use is the commonest start-up error, and it must end the process
     // before any background loop starts.
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -120,7 +143,8 @@ pub async fn run(
     let app = App {
         shared: Arc::new(Mutex::new(Shared::default())),
         tx,
-        token: args.token.clone().filter(|t| !t.is_empty()),
+        token: args.token.as_deref().filter(|t| !t.is_empty()).map(Token::new),
+        https: tls.is_some(),
         db: args.db.as_ref().map(|_| Arc::new(tokio::sync::Mutex::new(None))),
         db_url: args.db.clone(),
         metrics,
@@ -135,14 +159,46 @@ pub async fn run(
         tokio::task::spawn_blocking(move || lag::lag_loop(&kafka, &args, &shared, &stop))
     };
 
-    WebListening { addr, token: app.token.is_some() }.emit();
-    let stop = shutdown.clone();
-    axum::serve(listener, router(app))
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await
-        .map_err(Error::Serve)?;
+    WebListening { addr, token: app.token.is_some(), https: tls.is_some() }.emit();
+    let router = router(app);
+    match tls {
+        Some(config) => serve(tls::TlsListener::new(listener, config), router, shutdown.clone()).await?,
+        None => serve(listener, router, shutdown.clone()).await?,
+    }
     consumers.abort();
     lag.await.map_err(Error::Internal)
+}
+
+/// Serves until shutdown; the browsers' streams end on the same token, so nothing holds the exit up.
+async fn serve<L>(listener: L, router: Router, stop: CancellationToken) -> Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: Debug,
+{
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await
+        .map_err(Error::Serve)
+}
+
+/// Only this server's own files: the page has no inline script or style, and loads nothing from elsewhere.
+const CONTENT_SECURITY_POLICY: &str =
+    "default-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'";
+
+/// Headers every answer carries, refusals and errors too: no guessing of content types (a plain-text error
+/// or an image is never run as a script), no `Referer` leaving the page (a URL may have carried the
+/// token), and a policy that keeps the page to its own files.
+async fn harden(mut resp: Response) -> Response {
+    let h = resp.headers_mut();
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
+    resp
+}
+
+/// Text made safe to put in HTML, inside elements and quoted attributes.
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 fn router(app: App) -> Router {
@@ -159,5 +215,6 @@ fn router(app: App) -> Router {
         .route("/snapshots/{id}/{n}", get(stored::snapshot_file))
         .route("/frames/{camera}/{seq}", get(api::frame))
         .layer(middleware::from_fn_with_state(app.clone(), auth::auth))
+        .layer(middleware::map_response(harden))
         .with_state(app)
 }

@@ -4,17 +4,22 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
-use super::{App, RecentQuery, json};
+use super::{App, RecentQuery, escape, json};
+use crate::events::web::{DbUnavailable, SnapshotUnreadable};
 use crate::query::time;
 use crate::repo::{Db, EventFilter, RepoError};
 use crate::track::EventRow;
 
-/// The store's database, connected on first use: 404 without `--db`, 503 while it cannot be reached.
+/// The store's database, connected on first use: 404 without `--db`, 503 while it cannot be reached. The
+/// cause goes to the log only: it may name hosts, users, tables or SQL, none of which a browser needs.
 async fn with_db<T>(app: &App, f: impl AsyncFnOnce(&mut Db) -> Result<T, RepoError>) -> Result<T, Response> {
     let (Some(db), Some(url)) = (&app.db, &app.db_url) else {
         return Err((StatusCode::NOT_FOUND, "no store: start subscribe web with --db\n").into_response());
     };
-    let unavailable = |e: RepoError| (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response();
+    let unavailable = |e: RepoError| {
+        DbUnavailable { db: url, error: &e }.emit(&app.metrics);
+        (StatusCode::SERVICE_UNAVAILABLE, "the store's database is unavailable\n").into_response()
+    };
     let mut guard = db.lock().await;
     let conn = match guard.take() {
         Some(conn) if !conn.is_closed() => conn,
@@ -24,10 +29,14 @@ async fn with_db<T>(app: &App, f: impl AsyncFnOnce(&mut Db) -> Result<T, RepoErr
 }
 
 pub(super) async fn events_list(State(app): State<App>, Query(q): Query<RecentQuery>) -> Response {
+    let limit = match q.limit(20) {
+        Ok(l) => l,
+        Err(bad) => return bad.into_response(),
+    };
     let filter = EventFilter {
         camera: q.camera.filter(|c| !c.is_empty()),
         label: q.label.filter(|l| !l.is_empty()),
-        limit: q.limit.unwrap_or(20) as i64,
+        limit: limit as i64,
         ..EventFilter::default()
     };
     match with_db(&app, async |db| db.events(&filter).await).await {
@@ -55,10 +64,6 @@ pub(super) async fn event_json(State(app): State<App>, Path(id): Path<String>) -
         }
         Err(r) => r,
     }
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 pub(super) async fn event_page(State(app): State<App>, Path(id): Path<String>) -> Response {
@@ -104,6 +109,10 @@ pub(super) async fn snapshot_file(State(app): State<App>, Path((id, n)): Path<(S
     match tokio::task::spawn_blocking(move || std::fs::read(p)).await.unwrap_or_else(|e| Err(std::io::Error::other(e)))
     {
         Ok(b) => ([(header::CONTENT_TYPE, "image/jpeg")], b).into_response(),
-        Err(e) => (StatusCode::NOT_FOUND, format!("{path}: {e} (removed by retention?)\n")).into_response(),
+        // The file's path is the server's business, not the browser's.
+        Err(error) => {
+            SnapshotUnreadable { path, error: &error }.emit();
+            (StatusCode::NOT_FOUND, "snapshot no longer on disk (removed by retention?)\n").into_response()
+        }
     }
 }
