@@ -14,7 +14,8 @@ use framewire_proto::json::{DetectionsJson, model_tag};
 use framewire_proto::{Detections, names};
 
 use crate::Result;
-use crate::events::tail::{ConsumerError, DuplicateSeen, MessageReceived, TailStatus, UndecodableMessage};
+use crate::events::ConsumerError;
+use crate::events::tail::{DuplicateSeen, MessageReceived, TailStatus, UndecodableMessage};
 use crate::metrics::Metrics;
 use crate::summary::{Format, Summary};
 

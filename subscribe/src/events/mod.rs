@@ -5,3 +5,14 @@
 pub mod store;
 pub mod tail;
 pub mod web;
+
+/// The Kafka consumer reported an error; librdkafka retries on its own, so this is logged and reading goes on.
+pub struct ConsumerError<'a> {
+    pub error: &'a rdkafka::error::KafkaError,
+}
+
+impl ConsumerError<'_> {
+    pub fn emit(&self) {
+        tracing::warn!(error = %self.error, "consumer error");
+    }
+}

@@ -248,17 +248,6 @@ impl WebhookGivenUp<'_> {
     }
 }
 
-/// The consumer reported an error; it goes on.
-pub struct ConsumerError<'a> {
-    pub error: &'a KafkaError,
-}
-
-impl ConsumerError<'_> {
-    pub fn emit(&self) {
-        warn!(error = %self.error, "consumer error");
-    }
-}
-
 /// Committing a stored batch's offsets failed: its messages come again and the upserts absorb them.
 pub struct OffsetCommitFailed<'a> {
     pub error: &'a KafkaError,

@@ -45,18 +45,6 @@ impl UndecodableMessage<'_> {
     }
 }
 
-/// The consumer reported an error; librdkafka retries by itself, so the tail goes on.
-#[derive(Debug)]
-pub struct ConsumerError<'a> {
-    pub error: &'a rdkafka::error::KafkaError,
-}
-
-impl ConsumerError<'_> {
-    pub fn emit(&self) {
-        warn!(error = %self.error, "consumer error");
-    }
-}
-
 /// The periodic status line.
 #[derive(Debug)]
 pub struct TailStatus {

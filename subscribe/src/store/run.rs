@@ -21,7 +21,8 @@ use super::outbox::Outbox;
 use super::snapshots::{self, Snapshots};
 use super::{StoreArgs, StoreError, StoreSummary, dead_letter, writer};
 use crate::alerts;
-use crate::events::store::{ConsumerError, OffsetCommitFailed, StoreStatus};
+use crate::events::ConsumerError;
+use crate::events::store::{OffsetCommitFailed, StoreStatus};
 use crate::frames::FrameFetcher;
 use crate::metrics::StoreMetrics;
 
