@@ -20,8 +20,9 @@ APT_PACKAGES=(
     # librdkafka's TLS comes from OpenSSL built from source (perl drives its build); the secured-Kafka tests
     # put stunnel in front of the broker, and the HTTPS browser test trusts the test CA through certutil.
     perl stunnel4 libnss3-tools
-    # The web view's HTTPS answers (headers, cookie, certificate checks) are tested with curl.
-    curl
+    # The web view's HTTPS answers (headers, cookie, certificate checks) are tested with curl; the uploads test
+    # counts stored rows with the sqlite3 CLI rather than framewire's own reader.
+    curl sqlite3
 )
 
 missing=()

@@ -9,6 +9,7 @@ cd "$ROOT"
 "$ROOT/scripts/install-broker.sh"
 "$ROOT/scripts/fetch-test-models.sh"
 "$ROOT/scripts/fetch-oracle.sh"
+"$ROOT/scripts/fetch-test-servers.sh"
 for component in rustfmt clippy; do
     rustup component list --installed 2>/dev/null | grep -q "^$component" || rustup component add "$component"
 done

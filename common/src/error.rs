@@ -41,3 +41,19 @@ fn shown(e: &rdkafka::error::KafkaError) -> String {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An error and its causes on one line, each cause once: libraries whose top-level message leaves out why
+/// (object_store's HTTP status, lettre's failed connection) are shown with the reason.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let c = cause.to_string();
+        if !s.contains(&c) {
+            s.push_str(": ");
+            s.push_str(&c);
+        }
+        source = cause.source();
+    }
+    s
+}

@@ -9,6 +9,7 @@
 //! - [`lag`]: consumer lag per partition, asked of the broker.
 //! - [`time`]: wall-clock milliseconds and microseconds since the epoch.
 //! - [`kafka`]: the `--brokers`/`-X`/`--kafka-options` flags, client configs, topic creation, reachability check that tells a refusing broker (credentials, TLS) from an absent one.
+//! - [`objects`]: object storage (S3/MinIO, GCS, Azure, local directories) named by URL, one client per bucket.
 //! - [`redact`]: hiding passwords and tokens in URLs and librdkafka settings before anything prints them.
 //! - [`summary`]: the exit summary's format, text or one JSON line.
 //! - [`telemetry`]: `tracing` set-up from `RUST_LOG`.
@@ -24,6 +25,7 @@ pub mod failure;
 pub mod kafka;
 pub mod lag;
 pub mod metrics;
+pub mod objects;
 pub mod redact;
 pub mod shutdown;
 pub mod summary;

@@ -152,11 +152,62 @@ fn compose_runs_prometheus_grafana_and_two_detect_replicas() {
 }
 
 #[test]
+fn compose_wires_minio_uploads_to_ingest_and_store_snapshots_to_a_bucket() {
+    let config = compose_json("docker-compose.yml");
+    let services = &config["services"];
+    let env = |name: &str, key: &str| services[name]["environment"][key].as_str().unwrap_or_default().to_string();
+
+    // MinIO's Kafka notification target: a target id, the compose broker and a topic.
+    let minio = &services["minio"]["environment"];
+    let target = minio
+        .as_object()
+        .expect("minio environment")
+        .keys()
+        .find_map(|k| k.strip_prefix("MINIO_NOTIFY_KAFKA_ENABLE_"))
+        .expect("a MinIO Kafka notification target");
+    assert_eq!(minio[format!("MINIO_NOTIFY_KAFKA_ENABLE_{target}")], "on");
+    assert_eq!(minio[format!("MINIO_NOTIFY_KAFKA_BROKERS_{target}")], "kafka:9092");
+    let topic = minio[format!("MINIO_NOTIFY_KAFKA_TOPIC_{target}")].as_str().expect("target topic");
+    assert!(minio[format!("MINIO_NOTIFY_KAFKA_QUEUE_DIR_{target}")].is_string(), "events must wait out a Kafka outage");
+
+    // The init service binds the uploads bucket's object-created events to that target.
+    let init = strings(&services["minio-init"]["command"]).join("\n");
+    let arn = format!("arn:minio:sqs::{target}:kafka");
+    let bind = init.lines().find(|l| l.contains("mc event add")).unwrap_or_else(|| panic!("no mc event add: {init}"));
+    assert!(bind.contains("local/uploads") && bind.contains(&arn) && bind.contains("--event put"), "{bind}");
+    assert!(init.contains("mc mb --ignore-existing local/uploads"), "{init}");
+    // The topic exists before MinIO publishes to it: the broker does not create topics by itself.
+    let topic_cmd = strings(&services["uploads-topic"]["command"]);
+    assert!(topic_cmd.windows(2).any(|w| w == ["--topic", topic]), "{topic_cmd:?}");
+    assert_eq!(services["minio"]["depends_on"]["uploads-topic"]["condition"], "service_completed_successfully");
+
+    // ingest reads those notifications from that topic and fetches the objects from MinIO.
+    let ingest = strings(&services["ingest-uploads"]["command"]);
+    assert!(ingest.windows(2).any(|w| w == ["--uploads", topic]), "{ingest:?}");
+    // The store writes snapshots to a MinIO bucket that minio-init makes; the web view reads them back there.
+    let dir = env("store", "FRAMEWIRE_SNAPSHOT_DIR");
+    let bucket = dir.strip_prefix("s3://").and_then(|r| r.split('/').next()).unwrap_or_else(|| panic!("{dir}"));
+    assert!(init.contains(&format!("mc mb --ignore-existing local/{bucket}")), "{init}");
+    for name in ["ingest-uploads", "store", "web"] {
+        assert_eq!(env(name, "FRAMEWIRE_S3_ENDPOINT"), "http://minio:9000", "{name}");
+        assert!(!env(name, "AWS_ACCESS_KEY_ID").is_empty() && !env(name, "AWS_SECRET_ACCESS_KEY").is_empty(), "{name}");
+        assert_eq!(services[name]["depends_on"]["minio-init"]["condition"], "service_completed_successfully", "{name}");
+    }
+    // The credentials the services sign with are MinIO's own user.
+    assert_eq!(env("store", "AWS_ACCESS_KEY_ID"), minio["MINIO_ROOT_USER"].as_str().unwrap());
+    assert_eq!(env("store", "AWS_SECRET_ACCESS_KEY"), minio["MINIO_ROOT_PASSWORD"].as_str().unwrap());
+}
+
+#[test]
 fn the_secure_compose_file_runs_every_framewire_service_on_sasl_ssl_and_every_store_on_tls() {
     let config = compose_json(SECURE);
     let services = framewire_services(&config);
     // The same framewire services as the plain deployment, each of them secured.
-    let plain: BTreeSet<String> = framewire_services(&compose_json("docker-compose.yml")).into_keys().collect();
+    // ingest-uploads reads MinIO's notifications; the secured file has no MinIO (see its header).
+    let plain: BTreeSet<String> = framewire_services(&compose_json("docker-compose.yml"))
+        .into_keys()
+        .filter(|name| name != "ingest-uploads")
+        .collect();
     assert_eq!(services.keys().cloned().collect::<BTreeSet<_>>(), plain);
     let declared = config["secrets"].as_object().expect("top-level secrets");
     for (name, s) in &services {

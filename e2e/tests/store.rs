@@ -11,109 +11,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::postgres::Postgres;
+use common::subscribers::{Topics, astronaut_detected, detect_all, query};
 use common::*;
-
-/// Topics of one store test.
-struct Topics {
-    frames: String,
-    detections: String,
-    events: String,
-    alerts: String,
-}
-
-impl Topics {
-    fn new() -> Topics {
-        Topics {
-            frames: unique("frames"),
-            detections: unique("dets"),
-            events: unique("events"),
-            alerts: unique("alerts"),
-        }
-    }
-}
-
-/// Publishes `clip` as `camera` and waits until detect has answered every frame; returns the results.
-fn detect_all(
-    broker: &Broker,
-    t: &Topics,
-    camera: &str,
-    clip: &Path,
-    ingest: &[&str],
-    expect: usize,
-) -> Vec<framewire_proto::Detections> {
-    let detect = broker.detect(&t.frames, &t.detections, &unique("group"));
-    let printed = broker.ingest_ok(camera, &t.frames, clip, ingest);
-    assert!(printed.contains(&format!("published {expect} frames")), "{printed}");
-    let got = broker.read_until(&t.detections, Duration::from_secs(120), |m| {
-        m.iter()
-            .filter_map(|m| framewire_proto::decode_detections(rdkafka::Message::payload(m).unwrap()).ok())
-            .filter(|d| d.camera_id == camera)
-            .map(|d| d.seq)
-            .collect::<BTreeSet<_>>()
-            .len()
-            >= expect
-    });
-    drop(detect);
-    let all: Vec<framewire_proto::Detections> = got
-        .iter()
-        .map(|m| framewire_proto::decode_detections(rdkafka::Message::payload(m).unwrap()).unwrap())
-        .filter(|d| d.camera_id == camera)
-        .collect();
-    assert_eq!(all.iter().map(|d| d.seq).collect::<BTreeSet<_>>().len(), expect, "detect answered every frame");
-    all
-}
-
-/// A broker with the detections of a 4 s astronaut clip at 5 fps (20 frames, a person in each) on its topics.
-fn astronaut_detected() -> (Broker, tempfile::TempDir, Topics, Vec<framewire_proto::Detections>) {
-    let broker = Broker::start();
-    let dir = tempfile::tempdir().unwrap();
-    let clip = dir.path().join("astronaut.mp4");
-    still_clip(&media("astronaut.png"), 4, 5, &clip);
-    let t = Topics::new();
-    let dets = detect_all(&broker, &t, "astro", &clip, &[], 20);
-    (broker, dir, t, dets)
-}
-
-fn store_args<'a>(t: &'a Topics, db: &'a str, group: &'a str, snaps: &'a str) -> Vec<&'a str> {
-    vec![
-        "store",
-        "--db",
-        db,
-        "--topic",
-        &t.detections,
-        "--frames-topic",
-        &t.frames,
-        "--group",
-        group,
-        "--events-topic",
-        &t.events,
-        "--alerts-topic",
-        &t.alerts,
-        "--snapshot-dir",
-        snaps,
-    ]
-}
 
 /// Runs a store until it has been idle for 4 s; returns its output.
 fn store_once(broker: &Broker, t: &Topics, db: &str, group: &str, snaps: &str, extra: &[&str]) -> Output {
-    let mut args = store_args(t, db, group, snaps);
+    let mut args = t.store_args(db, group, snaps);
     args.extend(["--idle-exit", "4s"]);
     args.extend(extra);
     let out = broker.cmd("subscribe").args(&args).output().unwrap();
     assert!(out.status.success(), "store failed: {}", stderr(&out));
     out
-}
-
-/// `subscribe query --json` rows.
-fn query(broker: &Broker, db: &str, extra: &[&str]) -> Vec<serde_json::Value> {
-    let out = broker
-        .cmd("subscribe")
-        .args(["query", "--db", db, "--json", "--limit", "1000000"])
-        .args(extra)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "query failed: {}", stderr(&out));
-    stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
 /// Rows, or none while the store has not created its tables yet or the database is down.
@@ -261,7 +169,7 @@ fn slow_sqlite_store_killed_mid_stream_loses_nothing_and_doubles_nothing() {
     let db = format!("sqlite://{}/fw.db", dir.path().display());
     let snaps = dir.path().join("snaps");
     let group = unique("store");
-    let mut args = store_args(&t, &db, &group, snaps.to_str().unwrap());
+    let mut args = t.store_args(&db, &group, snaps.to_str().unwrap());
     // Small batches so that the kill lands between commits.
     args.extend(["--max-batch", "3", "--batch-wait", "20ms", "--snapshot-classes", "person,bicycle,car"]);
     // Static membership: tansu (like Kafka until the session times out) keeps a killed member's partitions
@@ -284,7 +192,7 @@ fn slow_sqlite_store_killed_mid_stream_loses_nothing_and_doubles_nothing() {
 
     // The killed member's partitions come back once the same instance rejoins; that can take a few
     // seconds, so this run waits longer for its first message than the others.
-    let mut args = store_args(&t, &db, &group, snaps.to_str().unwrap());
+    let mut args = t.store_args(&db, &group, snaps.to_str().unwrap());
     args.extend(["--snapshot-classes", "person,bicycle,car", "--instance-id", "store-1", "--idle-exit", "20s"]);
     let after = broker.cmd("subscribe").args(&args).output().unwrap();
     assert!(after.status.success(), "{}", stderr(&after));
@@ -431,7 +339,7 @@ label = "person"
 
     // A bad rules file is refused with the file and the key named.
     std::fs::write(&rules, "[[rule]]\nname = \"x\"\nlabel = \"person\"\nzonee = []\n").unwrap();
-    let mut args = store_args(&t, &db, "g", "off");
+    let mut args = t.store_args(&db, "g", "off");
     args.extend(["--rules", rules.to_str().unwrap()]);
     let bad = broker.cmd("subscribe").args(&args).output().unwrap();
     assert!(!bad.status.success());
@@ -453,7 +361,7 @@ fn slow_postgres_store_survives_a_database_outage_and_replays_without_doubles() 
     let group = unique("store");
     let metrics = format!("127.0.0.1:{}", free_port());
     let mut args = vec!["--metrics-listen", &metrics];
-    args.extend(store_args(&t, &db, &group, snaps.to_str().unwrap()));
+    args.extend(t.store_args(&db, &group, snaps.to_str().unwrap()));
     args.extend(["--retry-max", "1s", "--summary-format", "json"]);
     let store = broker.service("subscribe", &args);
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -593,7 +501,7 @@ fn store_until_stored(
     let metrics = format!("127.0.0.1:{}", free_port());
     let mut args = vec!["--metrics-listen", &metrics];
     let group = unique("store");
-    args.extend(store_args(t, db, &group, snaps.to_str().unwrap()));
+    args.extend(t.store_args(db, &group, snaps.to_str().unwrap()));
     args.extend(["--snapshot-interval", "0s"]);
     let store = broker.service("subscribe", &args);
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -15,8 +15,9 @@ use ffmpeg_next::frame::Video as VideoFrame;
 use tokio_util::sync::CancellationToken;
 
 use framewire_common::backoff::Backoff;
+use framewire_common::objects::Objects;
 use framewire_common::time::now_us;
-use framewire_proto::{CaptureClock, Encoding, Frame, SCHEMA_VERSION};
+use framewire_proto::{CaptureClock, Encoding, Frame, SCHEMA_VERSION, SourceObject};
 
 use crate::cameras::{CameraSpec, LiveTiming, SourceKind};
 use crate::decode::{End, FrameTime, OpenOptions, SourceInfo, VideoSource, Watchdog};
@@ -38,8 +39,13 @@ pub struct Shared {
     pub timing: LiveTiming,
     /// Largest JPEG that fits one Kafka message with the rest of the `Frame` and its headers.
     pub max_image_bytes: usize,
-    /// How often a watched folder is listed.
+    /// How often a watched folder or bucket is listed.
     pub watch_interval: Duration,
+    /// The runtime that object storage's async client runs on: camera threads are not async, they block on
+    /// it.
+    pub runtime: tokio::runtime::Handle,
+    /// Object stores of bucket sources, one client per bucket.
+    pub objects: Objects,
 }
 
 /// A camera clock further than this from ours is not trusted (an unset NTP on the camera).
@@ -64,6 +70,9 @@ pub struct Worker {
     /// Nominal interval between published frames, µs (from `--fps` or the source's rate).
     slot_us: Option<i64>,
     clock_warned: bool,
+    /// The object being read, for a bucket source: every frame carries it, with `frame_index` counting the
+    /// object's sampled frames.
+    pub object: Option<SourceObject>,
 }
 
 impl Worker {
@@ -90,6 +99,7 @@ impl Worker {
             resumed: false,
             slot_us,
             clock_warned: false,
+            object: None,
         })
     }
 
@@ -99,6 +109,7 @@ impl Worker {
     pub fn run(mut self, opened: Option<VideoSource>) -> Result<()> {
         let result = match self.spec.kind() {
             SourceKind::Folder => crate::folder::run(&mut self),
+            SourceKind::Bucket => crate::bucket::run(&mut self),
             _ => self.run_stream(opened),
         };
         self.status.set_state(if result.is_ok() { State::Finished } else { State::Failed });
@@ -224,6 +235,11 @@ impl Worker {
             let missed = (last.elapsed().as_micros() as i64 / slot - 1).max(0);
             self.seq += missed as u64;
         }
+        let object = self.object.as_mut().map(|o| {
+            let this = o.clone();
+            o.frame_index += 1;
+            this
+        });
         let started = Instant::now();
         let encoded = match self.encoder.encode_within(frame, shared.max_image_bytes) {
             Ok(e) => e,
@@ -254,6 +270,7 @@ impl Worker {
             image: encoded.data,
             source_uri: uri.to_string(),
             capture_clock: clock as i32,
+            object,
         };
         self.seq += 1;
         self.last_sent = Some(Instant::now());

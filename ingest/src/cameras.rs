@@ -33,6 +33,9 @@ pub enum SourceKind {
     File,
     /// A folder of images, read in name order (optionally watched for new files).
     Folder,
+    /// A bucket prefix in object storage (`s3://`, `gs://`, `az://`), read like a folder: objects in key
+    /// order, optionally watched for keys after the last one read.
+    Bucket,
     Rtsp,
     /// `http(s)://`: live (MJPEG, live HLS) unless the stream declares a duration (progressive MP4).
     Http,
@@ -50,6 +53,7 @@ impl SourceKind {
             Some("rtsp" | "rtsps") => SourceKind::Rtsp,
             Some("http" | "https") => SourceKind::Http,
             Some("file") => SourceKind::File,
+            Some("s3" | "s3a" | "gs" | "az" | "azure") => SourceKind::Bucket,
             Some(_) => SourceKind::Network,
             None if source.starts_with("/dev/video") => SourceKind::Device,
             None if Path::new(source).is_dir() => SourceKind::Folder,
@@ -90,7 +94,7 @@ pub struct Settings {
     pub rtsp_transport: RtspTransport,
     /// FFmpeg demuxer/protocol options (`-i` options of the FFmpeg CLI).
     pub options: BTreeMap<String, String>,
-    /// Watch a folder source for new images.
+    /// Watch a folder or bucket source for new images.
     pub watch: bool,
     pub jpeg_quality: u8,
 }
@@ -357,6 +361,14 @@ mod tests {
     }
 
     #[test]
+    fn a_bucket_in_the_config_file_is_a_watched_bucket_source() {
+        let text = "[[camera]]\nid = \"yard\"\nsource = \"s3://uploads/yard/\"\nwatch = true\n";
+        let cams = parse_config(Path::new("c.toml"), text, &defaults()).unwrap();
+        assert_eq!(cams[0].kind(), SourceKind::Bucket);
+        assert!(cams[0].settings.watch);
+    }
+
+    #[test]
     fn source_kinds() {
         assert_eq!(SourceKind::of("rtsp://cam/1"), SourceKind::Rtsp);
         assert_eq!(SourceKind::of("HTTPS://x/live.m3u8"), SourceKind::Http);
@@ -365,6 +377,10 @@ mod tests {
         assert_eq!(SourceKind::of(env!("CARGO_MANIFEST_DIR")), SourceKind::Folder);
         assert_eq!(SourceKind::of("clip.mp4"), SourceKind::File);
         assert!(!SourceKind::File.is_live() && SourceKind::Rtsp.is_live());
+        for bucket in ["s3://uploads/cam/", "S3A://uploads", "gs://b/p", "az://container/p", "azure://c"] {
+            assert_eq!(SourceKind::of(bucket), SourceKind::Bucket, "{bucket}");
+        }
+        assert!(!SourceKind::Bucket.is_live(), "a bucket is finite: its frames wait, never dropped");
     }
 
     #[test]
@@ -379,5 +395,7 @@ mod tests {
         assert_eq!(default_id("rtsp://u:p@10.0.0.5:554/Streaming/Channels/101?x=1"), "101");
         assert_eq!(default_id("rtsp://admin:hunter2@cam7:554"), "cam7");
         assert_eq!(default_id("rtsp://admin:hunter2@cam7/?token=abc"), "cam7");
+        assert_eq!(default_id("s3://uploads/yard/"), "yard");
+        assert_eq!(default_id("s3://uploads"), "uploads");
     }
 }

@@ -238,6 +238,39 @@ impl FileSkipped<'_> {
     }
 }
 
+/// A bucket source was listed for the first time: it is read from here on.
+#[derive(Debug)]
+pub struct BucketOpened<'a> {
+    pub camera: &'a str,
+    pub source: &'a str,
+    pub watch: bool,
+}
+
+impl BucketOpened<'_> {
+    pub fn emit(&self, m: &Metrics) {
+        info!(camera = %self.camera, source = %self.source, watch = self.watch, "reading bucket");
+        m.up.with_label_values(&[self.camera]).set(1);
+    }
+}
+
+/// An object of a bucket source could not be fetched or is not a readable image or video: skipped (not
+/// tried again), the bucket goes on. Counted with the skipped files.
+#[derive(Debug)]
+pub struct ObjectSkipped<'a> {
+    pub camera: &'a str,
+    /// The object's URL.
+    pub object: &'a str,
+    pub error: &'a crate::Error,
+}
+
+impl ObjectSkipped<'_> {
+    pub fn emit(&self, m: &Metrics) {
+        m.skipped_files.with_label_values(&[self.camera]).inc();
+        warn!(camera = %self.camera, object = %self.object, error = %self.error,
+            "skipped: cannot fetch the object, or not a readable image or video");
+    }
+}
+
 /// A live camera's `seq` starts at the Unix time in ms.
 #[derive(Debug)]
 pub struct LiveSeqStarted<'a> {

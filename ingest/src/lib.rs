@@ -7,6 +7,7 @@
 //! - [`cameras`]: which cameras to run (config file, flags) and what kind of source each is.
 //! - [`camera`]: one camera's worker: open, decode, sample, encode, queue; reconnects for live sources.
 //! - [`folder`]: image folders, optionally watched for new files.
+//! - [`bucket`]: a bucket prefix in object storage read like a folder, optionally watched for new keys.
 //! - [`decode`]: opening sources and decoding video, with stalls, damage and truncation reported.
 //! - [`sample`]: `--fps` sampling by stream time.
 //! - [`jpeg`]: libjpeg-turbo encoding from YUV planes; shrinking frames that exceed the message size.
@@ -17,7 +18,10 @@
 //!   metric update.
 //! - [`metrics`]: Prometheus metrics, declared once.
 //! - [`summary`]: what a run did, per camera, printed at exit as text or JSON.
+//! - [`uploads`]: `--uploads`: S3 upload notifications from Kafka, each object fetched and published as
+//!   frames; run by [`uploads::run`] instead of [`run`].
 
+pub mod bucket;
 pub mod camera;
 pub mod cameras;
 pub mod decode;
@@ -31,6 +35,7 @@ pub mod publish;
 pub mod queue;
 pub mod sample;
 pub mod summary;
+pub mod uploads;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -64,6 +69,14 @@ pub struct Config {
 
     #[command(flatten)]
     pub metrics: MetricsArgs,
+
+    /// `--uploads TOPIC` and its flags: upload notifications instead of cameras.
+    #[command(flatten)]
+    pub uploads: uploads::UploadArgs,
+
+    /// Object storage for `s3://`, `gs://` and `az://` sources: endpoint, region, retries.
+    #[command(flatten)]
+    pub objects: framewire_common::objects::ObjectStoreArgs,
 
     /// Cameras to run, from a TOML file of `[[camera]]` tables (id, source, and optionally fps, realtime,
     /// keyframes_only, rtsp_transport, options, watch, live, jpeg_quality).
@@ -112,11 +125,12 @@ pub struct Config {
     #[arg(long, env = "FRAMEWIRE_MAX_RECONNECTS")]
     pub max_reconnects: Option<u32>,
 
-    /// Keep watching image folders for new files (read once a file's size holds still).
+    /// Keep watching image folders for new files (read once a file's size holds still), and buckets for
+    /// objects with keys after the last one read.
     #[arg(long, env = "FRAMEWIRE_WATCH")]
     pub watch: bool,
 
-    /// How often a watched folder is listed.
+    /// How often a watched folder or bucket is listed.
     #[arg(long, env = "FRAMEWIRE_WATCH_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
     pub watch_interval: Duration,
 
@@ -154,7 +168,8 @@ pub struct Config {
     #[arg(long, env = "FRAMEWIRE_SUMMARY_FORMAT", value_enum, default_value = "text")]
     pub summary_format: summary::Format,
 
-    /// Video file, image, image folder, `/dev/videoN` or URL (rtsp, http, ... anything FFmpeg reads).
+    /// Video file, image, image folder, `/dev/videoN`, URL (rtsp, http, ... anything FFmpeg reads), or a
+    /// bucket prefix read like a folder (`s3://bucket/prefix/`, `gs://…`, `az://…`).
     /// Credentials in it (`user:password@`, `?token=`) are hidden wherever it is printed or published.
     #[arg(env = "FRAMEWIRE_SOURCE", hide_env_values = true)]
     pub source: Option<String>,
@@ -233,6 +248,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<Summary>
         },
         max_image_bytes: config.max_message_bytes.saturating_sub(MESSAGE_OVERHEAD).max(1024),
         watch_interval: config.watch_interval,
+        runtime: tokio::runtime::Handle::current(),
+        objects: framewire_common::objects::Objects::new(&config.objects),
     });
     let mut queues: Queues<Frame> = Queues::default();
     let mut progress = Progress::new(config.progress, metrics.clone());
@@ -325,14 +342,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<Summary>
     }
 
     let cameras = results.into_iter().zip(&ids).map(|(r, id)| CameraSummary::new(id, metrics.figures(id), r));
-    let summary = Summary { elapsed: start.elapsed(), cameras: cameras.collect(), undelivered };
+    let summary = Summary { elapsed: start.elapsed(), cameras: cameras.collect(), undelivered, uploads: None };
     info!(cameras = summary.cameras.len(), elapsed_s = format!("{:.1}", summary.elapsed.as_secs_f64()), "ingest done");
     Ok(summary)
 }
 
 type Camera = (CameraSpec, Arc<queue::CameraQueue<Frame>>, Arc<CameraStatus>);
 
-/// Opens file sources and lists folders, failing on the first that cannot be read.
+/// Opens file sources and lists folders and buckets, failing on the first that cannot be read.
 fn preflight(cameras: Vec<Camera>, shared: &camera::Shared) -> Result<Vec<(Camera, Option<decode::VideoSource>)>> {
     cameras
         .into_iter()
@@ -342,6 +359,10 @@ fn preflight(cameras: Vec<Camera>, shared: &camera::Shared) -> Result<Vec<(Camer
             match spec.kind() {
                 SourceKind::Folder => {
                     folder::list(std::path::Path::new(&spec.source))?;
+                    Ok((c, None))
+                }
+                SourceKind::Bucket => {
+                    bucket::check(spec, shared)?;
                     Ok((c, None))
                 }
                 _ if finite => {

@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use framewire_ingest::{Config, run};
+use framewire_ingest::{Config, run, uploads};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -9,10 +9,14 @@ async fn main() -> ExitCode {
     let config = Config::parse();
     let format = config.summary_format;
     let shutdown = framewire_common::shutdown::on_signal();
-    let summary = match run(config, shutdown).await {
+    let result = match config.uploads.topic {
+        Some(_) => uploads::run(config, shutdown).await.map_err(anyhow::Error::from),
+        None => run(config, shutdown).await.map_err(anyhow::Error::from),
+    };
+    let summary = match result {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("ingest: error: {:#}", anyhow::Error::from(e));
+            eprintln!("ingest: error: {e:#}");
             return ExitCode::FAILURE;
         }
     };

@@ -2,7 +2,7 @@
 //! [`crate::events`].
 
 use framewire_common::metrics::{counter_vec, register};
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
+use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry};
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -22,6 +22,16 @@ pub struct Metrics {
     pub backpressure_waits: IntCounterVec,
     pub jpeg_bytes: IntCounterVec,
     pub encode_seconds: HistogramVec,
+    /// `--uploads`: one series each (per object, not per camera, except the frames' own counters above).
+    pub upload_notifications: IntCounter,
+    pub upload_skipped: IntCounter,
+    pub upload_objects: IntCounter,
+    pub upload_bytes: IntCounter,
+    pub upload_frames: IntCounter,
+    pub upload_over_limit: IntCounter,
+    pub upload_retries: IntCounter,
+    /// By `reason` ([`crate::uploads::DeadKind`]).
+    pub upload_dead_letters: IntCounterVec,
 }
 
 fn gauge(registry: &Registry, name: &str, help: &str) -> IntGaugeVec {
@@ -40,6 +50,7 @@ impl Metrics {
         .unwrap_or_else(|e| panic!("histogram: {e}"));
         let encode_seconds = register(&registry, encode_seconds);
         let counter = |name: &str, help: &str| counter_vec(&registry, name, help, "camera");
+        let upload = |name: &str, help: &str| framewire_common::metrics::counter(&registry, name, help);
         Metrics {
             decoded: counter("framewire_ingest_frames_decoded_total", "Frames decoded from the source"),
             sampled: counter("framewire_ingest_frames_sampled_total", "Frames kept by --fps sampling"),
@@ -59,7 +70,7 @@ impl Metrics {
             ),
             skipped_files: counter(
                 "framewire_ingest_files_skipped_total",
-                "Files in an image folder that are not readable images",
+                "Files in an image folder, or objects in a bucket source, that could not be read as images",
             ),
             reconnects: counter(
                 "framewire_ingest_reconnects_total",
@@ -77,6 +88,31 @@ impl Metrics {
             ),
             jpeg_bytes: counter("framewire_ingest_jpeg_bytes_total", "Bytes of JPEG produced"),
             encode_seconds,
+            upload_notifications: upload("framewire_ingest_upload_notifications_total", "Upload notifications read"),
+            upload_skipped: upload(
+                "framewire_ingest_upload_events_skipped_total",
+                "Events in upload notifications with nothing to read (test events, removals...)",
+            ),
+            upload_objects: upload("framewire_ingest_upload_objects_total", "Uploaded objects fetched"),
+            upload_bytes: upload("framewire_ingest_upload_bytes_total", "Bytes of uploaded objects fetched"),
+            upload_frames: upload(
+                "framewire_ingest_upload_frames_total",
+                "Frames of uploaded objects acknowledged by Kafka (objects done)",
+            ),
+            upload_over_limit: upload(
+                "framewire_ingest_upload_frames_over_limit_total",
+                "Sampled frames left out because an object had more than a seq leaves room for",
+            ),
+            upload_retries: upload(
+                "framewire_ingest_upload_retries_total",
+                "Times an object was published again because a frame was not delivered",
+            ),
+            upload_dead_letters: counter_vec(
+                &registry,
+                "framewire_ingest_upload_dead_letters_total",
+                "Upload notifications sent to the dead-letter topic, by reason",
+                "reason",
+            ),
             registry,
         }
     }
@@ -118,6 +154,29 @@ impl Metrics {
             reconnects: get(&self.reconnects),
             skipped_files: get(&self.skipped_files),
             damaged: get(&self.bad_packets),
+        }
+    }
+}
+
+/// What `--uploads` did, read back from its counters.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UploadFigures {
+    pub notifications: u64,
+    pub objects: u64,
+    pub frames: u64,
+    pub skipped: u64,
+    pub dead_letters: u64,
+}
+
+impl Metrics {
+    pub fn upload_figures(&self) -> UploadFigures {
+        let dead = crate::uploads::DeadKind::ALL.iter();
+        UploadFigures {
+            notifications: self.upload_notifications.get(),
+            objects: self.upload_objects.get(),
+            frames: self.upload_frames.get(),
+            skipped: self.upload_skipped.get(),
+            dead_letters: dead.map(|k| self.upload_dead_letters.with_label_values(&[k.label()]).get()).sum(),
         }
     }
 }

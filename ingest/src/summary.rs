@@ -59,6 +59,24 @@ pub struct Summary {
     /// Frames Kafka did not acknowledge.
     #[serde(serialize_with = "message")]
     pub undelivered: Option<Error>,
+    /// What `--uploads` did; absent for camera runs, whose summary stays as it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uploads: Option<UploadSummary>,
+}
+
+/// What an `ingest --uploads` run did. Field order is the JSON's.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct UploadSummary {
+    /// Notifications read.
+    pub notifications: u64,
+    /// Objects fetched.
+    pub objects: u64,
+    /// Frames acknowledged by Kafka.
+    pub frames: u64,
+    /// Events with nothing to read (test events, removals...).
+    pub skipped: u64,
+    /// Notifications sent to the dead-letter topic.
+    pub dead_letters: u64,
 }
 
 impl Summary {
@@ -94,6 +112,13 @@ impl Summary {
                 c.published,
                 c.camera,
                 c.published as f64 / secs
+            );
+        }
+        if let Some(u) = &self.uploads {
+            out += &format!(
+                "published {} frames of {} uploaded objects from {} notifications ({} events skipped, {} dead-lettered) \
+                 in {secs:.1} s\n",
+                u.frames, u.objects, u.notifications, u.skipped, u.dead_letters
             );
         }
         out
@@ -135,6 +160,7 @@ mod tests {
             elapsed: Duration::from_millis(2500),
             cameras: vec![camera("door", 50, None), camera("yard", 7, Some(Error::NoVideo("yard.m4a".into())))],
             undelivered: None,
+            uploads: None,
         }
     }
 
@@ -159,6 +185,20 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["cameras"][1]["error"], "yard.m4a has no video stream");
         assert_eq!(v["undelivered"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn an_uploads_run_reports_its_figures_and_camera_runs_do_not() {
+        let uploads = UploadSummary { notifications: 6, objects: 4, frames: 9, skipped: 1, dead_letters: 1 };
+        let s = Summary { elapsed: Duration::from_secs(3), uploads: Some(uploads), ..Summary::default() };
+        assert_eq!(
+            s.render(Format::Text),
+            "published 9 frames of 4 uploaded objects from 6 notifications (1 events skipped, 1 dead-lettered) in 3.0 s\n"
+        );
+        let v: serde_json::Value = serde_json::from_str(&s.render_json()).unwrap();
+        assert_eq!(v["uploads"]["frames"], 9);
+        assert_eq!(v["uploads"]["dead_letters"], 1);
+        assert!(!summary().render_json().contains("uploads"));
     }
 
     #[test]

@@ -74,6 +74,7 @@ mod tests {
             image: vec![0xff, 0xd8, 0xff, 0xd9],
             source_uri: "file:///videos/bikes.mp4".into(),
             capture_clock: crate::CaptureClock::Ingest as i32,
+            object: None,
         }
     }
 

@@ -20,7 +20,7 @@ pub mod v1 {
 }
 
 pub use codec::{DecodeError, decode_detections, decode_frame};
-pub use v1::{Box as DetectionBox, CaptureClock, Detections, Encoding, Frame};
+pub use v1::{Box as DetectionBox, CaptureClock, Detections, Encoding, Frame, SourceObject};
 
 /// The schema version this build writes, and the newest it reads.
 pub const SCHEMA_VERSION: u32 = 1;

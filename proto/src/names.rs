@@ -8,6 +8,8 @@ pub const TOPIC_DETECTIONS: &str = "processed_images";
 pub const DLQ_SUFFIX: &str = ".dlq";
 /// Default consumer group of the `detect` replicas.
 pub const GROUP_DETECT: &str = "framewire-detect";
+/// Default consumer group of `ingest --uploads` (upload notifications from a bucket).
+pub const GROUP_INGEST_UPLOADS: &str = "framewire-ingest-uploads";
 
 /// Header carrying the schema version of the payload, so a reader can reject a message without decoding it.
 pub const HEADER_SCHEMA: &str = "framewire-schema";

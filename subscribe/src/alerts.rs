@@ -11,9 +11,11 @@
 //! min_duration = "2s"             # optional, default 0 (alert on the first frame)
 //! zone = [[0.0, 0.5], [0.5, 0.5], [0.5, 1.0], [0.0, 1.0]]   # optional polygon, x/width and y/height
 //! webhook = "https://hooks.example.com/T0/B0"               # optional: POST the alert as JSON
+//! email = ["ops@example.com"]     # optional: mail the alert, snapshot attached (needs --smtp-url)
 //! ```
 
 use std::path::Path;
+use std::str::FromStr;
 use std::time::Duration;
 
 use framewire_proto::{DetectionBox, Detections};
@@ -50,6 +52,8 @@ struct RawRule {
     min_duration: Option<String>,
     zone: Option<Vec<[f64; 2]>>,
     webhook: Option<String>,
+    #[serde(default)]
+    email: Vec<String>,
 }
 
 /// One checked rule.
@@ -62,6 +66,8 @@ pub struct Rule {
     pub min_duration: Duration,
     pub zone: Option<Vec<[f64; 2]>>,
     pub webhook: Option<String>,
+    /// Recipients of the alert by email; empty for none.
+    pub email: Vec<String>,
 }
 
 /// Reads and checks a rules file.
@@ -110,6 +116,9 @@ pub fn parse(text: &str, path: &str) -> Result<Vec<Rule>, RulesError> {
         {
             return Err(bad(format!("webhook {url:?} is not an http(s) URL")));
         }
+        for to in &r.email {
+            lettre::message::Mailbox::from_str(to).map_err(|e| bad(format!("email {to:?} is not an address: {e}")))?;
+        }
         rules.push(Rule {
             name: r.name.clone(),
             camera: r.camera.clone(),
@@ -118,9 +127,26 @@ pub fn parse(text: &str, path: &str) -> Result<Vec<Rule>, RulesError> {
             min_duration,
             zone: r.zone.clone(),
             webhook: r.webhook.clone(),
+            email: r.email.clone(),
         });
     }
     Ok(rules)
+}
+
+/// Refuses rules that send email when no SMTP server is given: found at start, not at the first alert.
+pub fn require_smtp(rules: &[Rule], path: &Path, smtp_given: bool) -> Result<(), RulesError> {
+    match rules.iter().find(|r| !r.email.is_empty()) {
+        Some(r) if !smtp_given => Err(RulesError::Invalid {
+            path: path.display().to_string(),
+            rule: r.name.clone(),
+            message: format!(
+                "sends email to {} but no SMTP server is given: give --smtp-url (or FRAMEWIRE_SMTP_URL), \
+                 e.g. smtps://USER:PASSWORD@mail.example.com or smtp://mail.example.com:587?tls=required",
+                r.email.join(", ")
+            ),
+        }),
+        _ => Ok(()),
+    }
 }
 
 impl Rule {
@@ -216,6 +242,7 @@ min_score = 0.5
 min_duration = "2s"
 zone = [[0.0, 0.0], [0.5, 0.0], [0.5, 1.0], [0.0, 1.0]]
 webhook = "http://127.0.0.1:9/hook"
+email = ["ops@example.com", "Night Shift <night@example.com>"]
 
 [[rule]]
 name = "any-car"
@@ -237,6 +264,19 @@ label = "car"
         assert_eq!(rules[1].camera, None);
         assert_eq!(rules[1].min_score, 0.0);
         assert_eq!(rules[1].min_duration, Duration::ZERO);
+        assert_eq!(rules[0].email, ["ops@example.com", "Night Shift <night@example.com>"]);
+        assert!(rules[1].email.is_empty());
+    }
+
+    #[test]
+    fn email_needs_addresses_and_an_smtp_server() {
+        let e = parse("[[rule]]\nname='m'\nlabel='p'\nemail=['ops at example']\n", "r.toml").unwrap_err().to_string();
+        assert!(e.contains("\"m\"") && e.contains("ops at example"), "{e}");
+        let rules = parse(GOOD, "rules.toml").unwrap();
+        let e = require_smtp(&rules, Path::new("rules.toml"), false).unwrap_err().to_string();
+        assert!(e.contains("rules.toml") && e.contains("\"door\"") && e.contains("--smtp-url"), "{e}");
+        require_smtp(&rules, Path::new("rules.toml"), true).unwrap();
+        require_smtp(&rules[1..], Path::new("rules.toml"), false).unwrap();
     }
 
     #[test]

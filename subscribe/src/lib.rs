@@ -5,8 +5,9 @@
 //!   text or one JSON object); its outcomes are in [`events::tail`].
 //! - [`summary`]: counting frames, labels, duplicates and latency for the summary.
 //! - [`metrics`]: Prometheus metrics.
-//! - [`store`]: `subscribe store`, the durable store ([`snapshot`] files, [`annotate`] drawing, [`frames`]
-//!   frames read back by offset, [`track`] events, [`alerts`] rules); its outcomes are in [`events::store`].
+//! - [`store`]: `subscribe store`, the durable store ([`snapshot`]s in a directory or a bucket, [`annotate`]
+//!   drawing, [`frames`] frames read back by offset, [`track`] events, [`alerts`] rules); its outcomes are in
+//!   [`events::store`].
 //! - [`repo`]: the store's database (SQLite/PostgreSQL): all its SQL, typed rows, migrations, and the
 //!   [`repo::EventFilter`] that `query` and `web` look things up with.
 //! - [`web`]: `subscribe web`, the live page (assets in `src/web/`): token check, live API, the Kafka join of

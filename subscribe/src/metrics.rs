@@ -59,6 +59,8 @@ pub struct StoreMetrics {
     pub alerts: IntCounterVec,
     pub webhooks: IntCounter,
     pub webhook_failures: IntCounter,
+    pub emails: IntCounter,
+    pub email_failures: IntCounter,
     pub outbox_pending: IntGauge,
     /// Capture time to stored: what a user looking things up sees.
     pub latency_seconds: Histogram,
@@ -73,10 +75,10 @@ impl StoreMetrics {
         let histogram = |name: &str, help: &str, buckets: Vec<f64>| histogram(&r, name, help, buckets);
         let snapshot_errors = vec(
             "framewire_store_snapshot_errors_total",
-            "Snapshots not saved, by reason (disk_full, read_only, io, frame_unavailable, bad_image)",
+            "Snapshots not saved, by reason (disk_full, read_only, io, upload, frame_unavailable, bad_image)",
             "reason",
         );
-        for reason in ["disk_full", "read_only", "io", "frame_unavailable", "bad_image"] {
+        for reason in ["disk_full", "read_only", "io", "upload", "frame_unavailable", "bad_image"] {
             snapshot_errors.with_label_values(&[reason]);
         }
         StoreMetrics {
@@ -104,6 +106,11 @@ impl StoreMetrics {
             alerts: vec("framewire_store_alerts_total", "Alerts raised, by rule", "rule"),
             webhooks: counter("framewire_store_webhooks_total", "Webhook calls delivered"),
             webhook_failures: counter("framewire_store_webhook_failures_total", "Webhook calls given up after retries"),
+            emails: counter("framewire_store_emails_total", "Alert emails accepted by the SMTP server"),
+            email_failures: counter(
+                "framewire_store_email_failures_total",
+                "Alert emails given up (refused for good, or after retries)",
+            ),
             outbox_pending: gauge("framewire_store_outbox_pending", "Event/alert records waiting to be delivered"),
             latency_seconds: histogram(
                 "framewire_store_latency_seconds",

@@ -4,9 +4,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use framewire_common::objects::{ObjectError, ObjectStoreArgs, Objects};
 use framewire_common::redact;
 
 use crate::repo::{Db, EventFilter, RepoError};
+use crate::snapshot::shown;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct QueryArgs {
@@ -72,6 +74,10 @@ pub struct ShowArgs {
     /// Where to write the event's snapshot images.
     #[arg(long, default_value = ".")]
     pub out: PathBuf,
+
+    /// Object storage for snapshots given as URLs (`s3://…`): endpoint, region, retries.
+    #[command(flatten)]
+    pub objects: ObjectStoreArgs,
 }
 
 /// Why a look-up failed.
@@ -85,6 +91,17 @@ pub enum QueryError {
     Output(#[from] std::io::Error),
     #[error("writing output: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("writing {}: {source}", path.display())]
+    WriteFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "{failed} snapshot(s) could not be read, first: {first} (check --s3-endpoint, --s3-region and the AWS_* \
+         credentials)"
+    )]
+    Snapshots { failed: usize, first: String },
     #[error("creating {}: {source}", dir.display())]
     OutDir {
         dir: PathBuf,
@@ -168,7 +185,9 @@ pub async fn run_show(args: &ShowArgs) -> Result<Vec<PathBuf>, QueryError> {
     println!("  peak score {:.2} (seq {})", e.peak_score, e.peak_seq);
     let files = db.event_snapshots(&e).await?;
     std::fs::create_dir_all(&args.out).map_err(|source| QueryError::OutDir { dir: args.out.clone(), source })?;
+    let objects = Objects::new(&args.objects);
     let mut written = Vec::new();
+    let mut unreadable = Vec::new();
     for (i, src) in files.iter().enumerate() {
         let name = Path::new(src).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let dest = args.out.join(if i == 0 && e.best_snapshot.is_some() {
@@ -176,16 +195,27 @@ pub async fn run_show(args: &ShowArgs) -> Result<Vec<PathBuf>, QueryError> {
         } else {
             format!("{}-{name}", e.id)
         });
-        match std::fs::copy(src, &dest) {
-            Ok(_) => {
+        // A file path or an object's URL, whichever the store recorded.
+        match objects.read(src).await {
+            Ok(bytes) => {
+                std::fs::write(&dest, &bytes).map_err(|source| QueryError::WriteFile { path: dest.clone(), source })?;
                 println!("  snapshot   {}", dest.display());
                 written.push(dest);
             }
-            Err(err) => println!("  snapshot   {src}: {err} (removed by retention?)"),
+            Err(ObjectError::NotFound { .. }) => println!("  snapshot   {src}: gone (removed by retention?)"),
+            Err(err) => {
+                let err = shown(&err);
+                println!("  snapshot   {err}");
+                unreadable.push(err);
+            }
         }
     }
     if files.is_empty() {
         println!("  snapshots  none (the label is not in --snapshot-classes, or snapshots were off)");
+    }
+    // A store that cannot be read is not a removed snapshot: say so with the exit status too.
+    if let Some(first) = unreadable.first() {
+        return Err(QueryError::Snapshots { failed: unreadable.len(), first: first.clone() });
     }
     Ok(written)
 }

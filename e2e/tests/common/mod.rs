@@ -1,8 +1,12 @@
 //! Harness for end-to-end tests: a real broker per test, the real binaries, unique topic names.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod chromium;
 pub mod postgres;
+pub mod s3;
 pub mod secured;
+pub mod smtp;
+pub mod subscribers;
 pub mod tls;
 
 // Not every test file starts one.
@@ -363,6 +367,23 @@ impl Service {
 }
 
 impl Service {
+    /// Starts a prepared command (one needing an environment of its own, e.g. an S3 server's), its output
+    /// kept for [`Service::stop`].
+    pub fn spawn(mut cmd: Command) -> Service {
+        let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        Service { child: Some(child) }
+    }
+
+    /// Panics with the output if the process has exited: a dead service is reported as such, not as a
+    /// timeout of whatever waited for it.
+    pub fn assert_running(&mut self) {
+        let child = self.child.as_mut().unwrap();
+        if child.try_wait().unwrap().is_some() {
+            let out = self.child.take().unwrap().wait_with_output().unwrap();
+            panic!("exited ({}):\n{}{}", out.status, stdout(&out), stderr(&out));
+        }
+    }
+
     /// The process id (for signals such as SIGSTOP).
     pub fn pid(&self) -> u32 {
         self.child.as_ref().unwrap().id()

@@ -3,7 +3,6 @@
 //! Start-up and shutdown lines (`store started`, `store stopping`, ...) and one-off diagnostics stay where
 //! they happen: no metric goes with them.
 
-use std::path::Path;
 use std::time::Duration;
 
 use rdkafka::error::KafkaError;
@@ -138,7 +137,7 @@ impl SnapshotSaved {
 pub struct SnapshotFailed<'a> {
     pub camera: &'a str,
     pub seq: u64,
-    /// The metric's reason label: disk_full, read_only, io, frame_unavailable, bad_image.
+    /// The metric's reason label: disk_full, read_only, io, upload, frame_unavailable, bad_image.
     pub kind: &'static str,
     pub error: &'a str,
 }
@@ -165,13 +164,14 @@ impl SnapshotsDeleted {
 
 /// The retention sweep failed; it runs again at its next interval.
 pub struct SnapshotSweepFailed<'a> {
-    pub dir: &'a Path,
+    /// The directory or bucket URL.
+    pub dir: &'a str,
     pub error: &'a dyn std::fmt::Display,
 }
 
 impl SnapshotSweepFailed<'_> {
     pub fn emit(&self) {
-        warn!(dir = %self.dir.display(), error = %self.error, "snapshot retention sweep failed");
+        warn!(dir = %self.dir, error = %self.error, "snapshot retention sweep failed");
     }
 }
 
@@ -245,6 +245,64 @@ impl WebhookGivenUp<'_> {
     pub fn emit(&self, m: &StoreMetrics) {
         m.webhook_failures.inc();
         error!(url = %self.url, attempts = self.attempts, error = %self.error, "webhook given up");
+    }
+}
+
+/// An alert email was accepted by the SMTP server.
+pub struct EmailSent<'a> {
+    pub alert: &'a str,
+    pub to: &'a str,
+    pub attempt: u32,
+    /// Whether the event's snapshot went with it.
+    pub snapshot: bool,
+}
+
+impl EmailSent<'_> {
+    pub fn emit(&self, m: &StoreMetrics) {
+        m.emails.inc();
+        info!(alert = %self.alert, to = %self.to, attempt = self.attempt, snapshot = self.snapshot, "alert email sent");
+    }
+}
+
+/// An alert email could not be sent this time (server unreachable, 4xx): it will be tried again.
+pub struct EmailFailed<'a> {
+    pub alert: &'a str,
+    pub to: &'a str,
+    pub attempt: u32,
+    pub error: &'a str,
+}
+
+impl EmailFailed<'_> {
+    pub fn emit(&self) {
+        warn!(alert = %self.alert, to = %self.to, attempt = self.attempt, error = %self.error, "alert email failed; will retry");
+    }
+}
+
+/// An alert email was refused for good (5xx) or failed for the last allowed time: given up.
+pub struct EmailGivenUp<'a> {
+    pub alert: &'a str,
+    pub to: &'a str,
+    pub attempts: u32,
+    pub error: &'a str,
+}
+
+impl EmailGivenUp<'_> {
+    pub fn emit(&self, m: &StoreMetrics) {
+        m.email_failures.inc();
+        error!(alert = %self.alert, to = %self.to, attempts = self.attempts, error = %self.error, "alert email given up");
+    }
+}
+
+/// The alert's snapshot could not be read in time: the email goes without it, and says so.
+pub struct EmailWithoutSnapshot<'a> {
+    pub alert: &'a str,
+    pub path: &'a str,
+    pub error: &'a str,
+}
+
+impl EmailWithoutSnapshot<'_> {
+    pub fn emit(&self) {
+        warn!(alert = %self.alert, snapshot = %self.path, error = %self.error, "alert email sent without its snapshot");
     }
 }
 

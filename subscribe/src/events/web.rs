@@ -44,8 +44,9 @@ impl DbUnavailable<'_> {
 
 /// A stored event's snapshot file could not be read (removed by retention, most likely).
 pub struct SnapshotUnreadable<'a> {
+    /// The file path or object URL.
     pub path: &'a str,
-    pub error: &'a std::io::Error,
+    pub error: &'a dyn std::fmt::Display,
 }
 
 impl SnapshotUnreadable<'_> {

@@ -1,4 +1,4 @@
-//! The outbox: topic records and webhook calls written in a batch's transaction and delivered after it,
+//! The outbox: topic records, webhook calls and emails written in a batch's transaction and delivered after it,
 //! so they go out at least once even across a crash.
 
 use super::backend::Statement;
@@ -11,6 +11,8 @@ pub enum OutboxKind {
     Kafka,
     /// A POST to a URL, given up after a number of attempts.
     Webhook,
+    /// An alert mailed over SMTP (payload: `store::email::EmailJob`), given up after a number of attempts.
+    Email,
 }
 
 impl OutboxKind {
@@ -18,15 +20,16 @@ impl OutboxKind {
         match self {
             OutboxKind::Kafka => "kafka",
             OutboxKind::Webhook => "webhook",
+            OutboxKind::Email => "email",
         }
     }
 }
 
-/// A record to publish or a webhook to call.
+/// A record to publish, a webhook to call or an email to send.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutboxMessage {
     pub kind: OutboxKind,
-    /// The topic, or the webhook's URL.
+    /// The topic, the webhook's URL, or an email's recipients (for the logs; the payload has them).
     pub target: String,
     /// The record's key (the camera): a camera's records stay in one partition, in order.
     pub key: String,
@@ -39,8 +42,10 @@ pub struct OutboxMessage {
 pub struct OutboxRow {
     pub id: i64,
     pub message: OutboxMessage,
-    /// Failed webhook calls so far.
+    /// Failed webhook calls or emails so far.
     pub attempts: u32,
+    /// When the row was written (Unix ms): how long an email has waited for its snapshot.
+    pub created_ms: i64,
 }
 
 impl FromRow for OutboxRow {
@@ -49,6 +54,7 @@ impl FromRow for OutboxRow {
         let kind = match r.get::<String>("kind")?.as_str() {
             "kafka" => OutboxKind::Kafka,
             "webhook" => OutboxKind::Webhook,
+            "email" => OutboxKind::Email,
             other => return Err(RepoError::OutboxKind { id, kind: other.to_string() }),
         };
         Ok(OutboxRow {
@@ -60,6 +66,7 @@ impl FromRow for OutboxRow {
                 payload: r.get("payload")?,
             },
             attempts: r.get("attempts")?,
+            created_ms: r.get("created_ms")?,
         })
     }
 }
@@ -67,7 +74,7 @@ impl FromRow for OutboxRow {
 impl Db {
     /// The oldest `limit` rows waiting for delivery, oldest first.
     pub async fn outbox(&mut self, limit: i64) -> Result<Vec<OutboxRow>> {
-        let sql = "SELECT id, kind, target, msg_key, payload, attempts FROM outbox ORDER BY id LIMIT $1";
+        let sql = "SELECT id, kind, target, msg_key, payload, attempts, created_ms FROM outbox ORDER BY id LIMIT $1";
         self.rows(sql.into(), vec![limit.into()]).await
     }
 

@@ -6,8 +6,8 @@ use framewire_proto::Detections;
 use framewire_proto::json::model_tag;
 use serde::Serialize;
 
-use super::StoreArgs;
 use super::snapshots::Snapshots;
+use super::{StoreArgs, email};
 use crate::alerts::{Alert, Rule};
 use crate::events::store::{AlertRaised, DuplicateDelivered, SnapshotFailed, SnapshotSaved};
 use crate::metrics::StoreMetrics;
@@ -96,7 +96,7 @@ pub async fn prepare(d: &Detections, next: &mut Trackers, work: &mut Work, cx: &
 
     // Snapshot: a wanted label, and either the camera's interval has passed or one of its events just began.
     let mut snap_path = None;
-    if let Some(dir) = args.snapshots.dir() {
+    if cx.snapshots.on() {
         let wanted = d.boxes.iter().any(|b| args.snapshots.wants(&b.label));
         let new_event = observed
             .matches
@@ -109,14 +109,14 @@ pub async fn prepare(d: &Detections, next: &mut Trackers, work: &mut Work, cx: &
         if wanted && (due || new_event) {
             // Throttled by the snapshot interval whether or not it works; the detections are stored regardless.
             cx.last_snapshot.insert(d.camera_id.clone(), d.capture_time_ms);
-            match cx.snapshots.take(d, &model, &dir).await {
+            match cx.snapshots.take(d, &model).await {
                 Ok(path) => {
                     SnapshotSaved.emit(cx.metrics);
                     work.snapshots += 1;
                     snap_path = Some(path);
                 }
-                Err((kind, e)) => {
-                    SnapshotFailed { camera: &d.camera_id, seq: d.seq, kind, error: &e }.emit(cx.metrics);
+                Err(e) => {
+                    SnapshotFailed { camera: &d.camera_id, seq: d.seq, kind: e.kind, error: &e.error }.emit(cx.metrics);
                     work.snapshot_errors += 1;
                 }
             }
@@ -165,7 +165,13 @@ pub async fn prepare(d: &Detections, next: &mut Trackers, work: &mut Work, cx: &
                     duration_ms: row.duration_ms(),
                 }
                 .emit();
-                changes.alerts.push(NewAlert { alert: Alert::from_track(rule, &row), webhook: rule.webhook.clone() });
+                let alert = Alert::from_track(rule, &row);
+                if !rule.email.is_empty() {
+                    // Written once: the track's `alerted` and the cursors commit in this same transaction.
+                    let event = event_of(&o.matches, &observed.matches, &row.id);
+                    changes.outbox.push(email::outbox_message(&alert, event, &rule.email));
+                }
+                changes.alerts.push(NewAlert { alert, webhook: rule.webhook.clone() });
                 tracker.update(&row.id, |r| r.alerted = true).unwrap_or(row)
             } else {
                 row
@@ -182,6 +188,12 @@ pub async fn prepare(d: &Detections, next: &mut Trackers, work: &mut Work, cx: &
         }
     }
     changes.frames.push(StoredFrame { detections: d.clone(), model, snapshot: snap_path });
+}
+
+/// The event (scope "") of the box that a rule's track matched in this frame: it holds the best snapshot.
+fn event_of<'a>(rule: &[(usize, String)], events: &'a [(usize, String)], track: &str) -> Option<&'a str> {
+    let (i, _) = rule.iter().find(|(_, id)| id == track)?;
+    events.iter().find(|(j, _)| j == i).map(|(_, id)| id.as_str())
 }
 
 #[derive(Serialize)]

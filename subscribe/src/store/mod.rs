@@ -5,7 +5,7 @@
 //!                              trackers (events; one per alert rule)
 //!                              one DB transaction: frames, boxes, events, alerts, cursors, outbox
 //!                              ──commit──► Kafka offsets committed
-//!  outbox ──► `events` / `alerts` topics, webhooks (rows deleted once delivered)
+//!  outbox ──► `events` / `alerts` topics, webhooks, emails (rows deleted once delivered)
 //! ```
 //!
 //! Offsets are committed only after the transaction commits, so a crash or a database outage loses
@@ -20,15 +20,19 @@
 //! - `snapshots`: reading a frame back and saving it annotated; the retention sweep.
 //! - `writer`: connecting, writing a batch with retries while the database is down, restoring trackers.
 //! - `dead_letter`: messages that are not Detections, to the dead-letter topic.
-//! - `outbox`: delivering the outbox's records and webhooks.
+//! - `outbox`: delivering the outbox's records, webhooks and emails.
+//! - `email`: an alert email's outbox row, and its message with the snapshot attached.
+//! - `smtp`: `--smtp-url` and the transport it makes; what an SMTP answer means (retry or give up).
 //! - `error`: [`StoreError`], why the store stopped.
 //! - SQL lives in [`crate::repo`]; outcomes (log line + metric) in [`crate::events::store`].
 
 mod batch;
 mod dead_letter;
+mod email;
 mod error;
 mod outbox;
 mod run;
+mod smtp;
 mod snapshots;
 mod writer;
 
@@ -42,6 +46,7 @@ use crate::snapshot::SnapshotArgs;
 pub use error::StoreError;
 use framewire_common::summary::Format;
 pub use run::run;
+pub use smtp::SmtpArgs;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct StoreArgs {
@@ -111,6 +116,10 @@ pub struct StoreArgs {
     #[arg(long, env = "FRAMEWIRE_WEBHOOK_RETRIES", default_value_t = 5)]
     pub webhook_retries: u32,
 
+    /// Alert emails: the SMTP server, the sender, retries.
+    #[command(flatten)]
+    pub smtp: SmtpArgs,
+
     /// A new group starts at the newest message instead of the oldest retained one.
     #[arg(long)]
     pub from_latest: bool,
@@ -129,6 +138,10 @@ pub struct StoreArgs {
 
     #[command(flatten)]
     pub snapshots: SnapshotArgs,
+
+    /// Object storage for snapshots given as URLs (`s3://…`): endpoint, region, retries.
+    #[command(flatten)]
+    pub objects: framewire_common::objects::ObjectStoreArgs,
 }
 
 impl StoreArgs {

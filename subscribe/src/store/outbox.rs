@@ -1,5 +1,5 @@
 //! Delivering the outbox: Kafka records until acknowledged, webhooks up to `--webhook-retries` attempts,
-//! each row deleted once it is done.
+//! emails up to `--email-retries` (a permanent SMTP refusal at once), each row deleted once it is done.
 //!
 //! A round runs when a batch was written (woken), every couple of seconds (rows of another replica, or
 //! left by a crash), and once more at shutdown. A failed row waits out its own jittered backoff before
@@ -11,6 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use framewire_common::backoff::Backoff;
+use framewire_common::objects::Objects;
+use framewire_common::time::now_ms;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio::sync::Notify;
@@ -18,7 +20,12 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error};
 
-use crate::events::store::{OutboxPending, OutboxPublishFailed, WebhookDelivered, WebhookFailed, WebhookGivenUp};
+use super::email::{self, EmailJob, Snapshot};
+use super::smtp::{Mailer, Refused};
+use crate::events::store::{
+    EmailFailed, EmailGivenUp, EmailSent, EmailWithoutSnapshot, OutboxPending, OutboxPublishFailed, WebhookDelivered,
+    WebhookFailed, WebhookGivenUp,
+};
 use crate::metrics::StoreMetrics;
 use crate::repo::{Db, OutboxKind, OutboxMessage, OutboxRow, RepoError};
 
@@ -41,6 +48,12 @@ pub struct Outbox {
     pub stop: CancellationToken,
     /// Attempts before a webhook is given up.
     pub webhook_retries: u32,
+    /// Sends alert emails; `None` without `--smtp-url`.
+    pub mailer: Option<Mailer>,
+    /// Attempts before an email is given up.
+    pub email_retries: u32,
+    /// Reads the snapshots emails attach.
+    pub objects: Objects,
 }
 
 /// A row that failed: when to try it again, and the backoff that said so.
@@ -117,6 +130,7 @@ impl Outbox {
             let done = match row.message.kind {
                 OutboxKind::Kafka => self.publish(&row.message).await,
                 OutboxKind::Webhook => self.call(db, http, &row).await?,
+                OutboxKind::Email => self.mail(db, &row).await?,
             };
             if done {
                 waiting.remove(&row.id);
@@ -170,5 +184,61 @@ impl Outbox {
                 false
             }
         })
+    }
+
+    /// Sends an alert email; true when it is done with (sent, refused for good, or given up after its last
+    /// attempt). Waiting for its snapshot counts no attempt.
+    async fn mail(&self, db: &mut Db, row: &OutboxRow) -> Result<bool, RepoError> {
+        let (to, attempt) = (row.message.target.as_str(), row.attempts + 1);
+        let job: EmailJob = match serde_json::from_str(&row.message.payload) {
+            Ok(job) => job,
+            Err(e) => {
+                let error = format!("outbox row {} is not an email: {e}", row.id);
+                EmailGivenUp { alert: "?", to, attempts: attempt, error: &error }.emit(&self.metrics);
+                return Ok(true);
+            }
+        };
+        let alert = job.alert.id.as_str();
+        let Some(mailer) = &self.mailer else {
+            return self.mail_failed(db, row, alert, "no SMTP server is given (--smtp-url)").await;
+        };
+        let Some(snapshot) = email::snapshot(db, &self.objects, &job, row.created_ms, now_ms()).await? else {
+            debug!(alert, "email waits for its snapshot");
+            return Ok(false);
+        };
+        if let Snapshot::Unavailable { path, error } = &snapshot {
+            EmailWithoutSnapshot { alert, path, error }.emit();
+        }
+        let message = match email::compose(&job, &mailer.from, &snapshot) {
+            Ok(m) => m,
+            Err(error) => {
+                EmailGivenUp { alert, to, attempts: attempt, error: &error }.emit(&self.metrics);
+                return Ok(true);
+            }
+        };
+        match mailer.send(&message).await {
+            Ok(()) => {
+                EmailSent { alert, to, attempt, snapshot: matches!(snapshot, Snapshot::Attached { .. }) }
+                    .emit(&self.metrics);
+                Ok(true)
+            }
+            Err(Refused::Permanent(error)) => {
+                EmailGivenUp { alert, to, attempts: attempt, error: &error }.emit(&self.metrics);
+                Ok(true)
+            }
+            Err(Refused::Transient(error)) => self.mail_failed(db, row, alert, &error).await,
+        }
+    }
+
+    /// A failed attempt that another may mend: counted, and given up after the last one.
+    async fn mail_failed(&self, db: &mut Db, row: &OutboxRow, alert: &str, error: &str) -> Result<bool, RepoError> {
+        let (to, attempt) = (row.message.target.as_str(), row.attempts + 1);
+        if attempt >= self.email_retries {
+            EmailGivenUp { alert, to, attempts: attempt, error }.emit(&self.metrics);
+            return Ok(true);
+        }
+        EmailFailed { alert, to, attempt, error }.emit();
+        db.outbox_attempted(row.id, attempt).await?;
+        Ok(false)
     }
 }

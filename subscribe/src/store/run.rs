@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use framewire_common::kafka::KafkaArgs;
 use framewire_common::metrics::MetricsArgs;
+use framewire_common::objects::Objects;
 use framewire_common::redact;
 use framewire_common::time::now_ms;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
@@ -18,6 +19,7 @@ use tracing::info;
 
 use super::batch::{self, Context, Trackers, Work};
 use super::outbox::Outbox;
+use super::smtp::Mailer;
 use super::snapshots::{self, Snapshots};
 use super::{StoreArgs, StoreError, StoreSummary, dead_letter, writer};
 use crate::alerts;
@@ -25,6 +27,7 @@ use crate::events::ConsumerError;
 use crate::events::store::{OffsetCommitFailed, StoreStatus};
 use crate::frames::FrameFetcher;
 use crate::metrics::StoreMetrics;
+use crate::snapshot::Place;
 
 /// Runs the store until shutdown (or `--idle-exit`).
 pub async fn run(
@@ -39,6 +42,13 @@ pub async fn run(
         Some(p) => alerts::load(p)?,
         None => Vec::new(),
     };
+    if let Some(path) = &args.rules {
+        alerts::require_smtp(&rules, path, args.smtp.smtp_url.is_some())?;
+    }
+    let mailer = Mailer::new(&args.smtp)?;
+    if let Some(m) = &mailer {
+        info!(smtp = %m.shown, from = %m.from, "alert emails on");
+    }
     for r in &rules {
         // Every rule shows on the dashboard from the start, at 0.
         metrics.alerts.with_label_values(&[&r.name]);
@@ -55,8 +65,12 @@ pub async fn run(
     };
     let mut trackers = Trackers::new(&rules, args.track_iou, args.event_gap.as_millis() as i64);
     writer::restore(&mut db, &mut trackers).await?;
-    if let Some(dir) = args.snapshots.dir() {
-        info!(dir = %dir.display(), classes = ?args.snapshots.snapshot_classes, "snapshots on");
+    let place = match args.snapshots.place() {
+        Some(p) => Some(Arc::new(Place::open(p, &Objects::new(&args.objects))?)),
+        None => None,
+    };
+    if let Some(p) = &place {
+        info!(dir = %p, classes = ?args.snapshots.snapshot_classes, "snapshots on");
     }
     info!(rules = rules.len(), db = %redact::url(&args.db), topic = %args.topic, group = %args.group, "store started");
 
@@ -69,7 +83,7 @@ pub async fn run(
         ])?
         .create()?;
     let consumer = consumer(kafka, args)?;
-    let snaps = Snapshots::new(FrameFetcher::new(kafka, Duration::from_secs(5))?, &args.frames_topic);
+    let snaps = Snapshots::new(FrameFetcher::new(kafka, Duration::from_secs(5))?, &args.frames_topic, place.clone());
 
     let outbox_wake = Arc::new(Notify::new());
     let outbox_stop = CancellationToken::new();
@@ -81,11 +95,13 @@ pub async fn run(
             wake: outbox_wake.clone(),
             stop: outbox_stop.clone(),
             webhook_retries: args.webhook_retries,
+            mailer,
+            email_retries: args.smtp.email_retries,
+            objects: Objects::new(&args.objects),
         }
         .run(),
     );
-    let sweeper =
-        args.snapshots.dir().map(|dir| snapshots::sweep(&args.snapshots, dir, metrics.clone(), shutdown.clone()));
+    let sweeper = place.map(|p| snapshots::sweep(&args.snapshots, p, metrics.clone(), shutdown.clone()));
 
     let mut summary = StoreSummary::default();
     let mut last_msg = Instant::now();

@@ -91,6 +91,10 @@ pub struct WebArgs {
     /// Recent detections kept for the page.
     #[arg(long, default_value_t = 500)]
     pub recent: usize,
+
+    /// Object storage for snapshots given as URLs (`s3://…`): endpoint, region, retries.
+    #[command(flatten)]
+    pub objects: framewire_common::objects::ObjectStoreArgs,
 }
 
 /// What every request handler shares.
@@ -106,6 +110,8 @@ struct App {
     /// The store's database, connected on first use so that the page starts without it.
     db: Option<Arc<tokio::sync::Mutex<Option<Db>>>>,
     db_url: Option<String>,
+    /// Reads stored snapshots back, from files or object storage (their URLs are in the database).
+    objects: framewire_common::objects::Objects,
     metrics: WebMetrics,
     /// Ends the browsers' streams, so that a graceful shutdown does not wait for them.
     shutdown: CancellationToken,
@@ -147,6 +153,7 @@ pub async fn run(
         https: tls.is_some(),
         db: args.db.as_ref().map(|_| Arc::new(tokio::sync::Mutex::new(None))),
         db_url: args.db.clone(),
+        objects: framewire_common::objects::Objects::new(&args.objects),
         metrics,
         shutdown: shutdown.clone(),
     };

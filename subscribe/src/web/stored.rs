@@ -3,11 +3,13 @@
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
+use framewire_common::objects::ObjectError;
 
 use super::{App, RecentQuery, escape, json};
 use crate::events::web::{DbUnavailable, SnapshotUnreadable};
 use crate::query::time;
 use crate::repo::{Db, EventFilter, RepoError};
+use crate::snapshot::shown;
 use crate::track::EventRow;
 
 /// The store's database, connected on first use: 404 without `--db`, 503 while it cannot be reached. The
@@ -105,14 +107,17 @@ pub(super) async fn snapshot_file(State(app): State<App>, Path((id, n)): Path<(S
         Err(r) => return r,
     };
     let Some(path) = snaps.get(n) else { return StatusCode::NOT_FOUND.into_response() };
-    let p = path.clone();
-    match tokio::task::spawn_blocking(move || std::fs::read(p)).await.unwrap_or_else(|e| Err(std::io::Error::other(e)))
-    {
+    // A file path or an object's URL, whichever the store recorded.
+    match app.objects.read(path).await {
         Ok(b) => ([(header::CONTENT_TYPE, "image/jpeg")], b).into_response(),
-        // The file's path is the server's business, not the browser's.
+        // Where snapshots are kept is the server's business, not the browser's.
         Err(error) => {
-            SnapshotUnreadable { path, error: &error }.emit();
-            (StatusCode::NOT_FOUND, "snapshot no longer on disk (removed by retention?)\n").into_response()
+            SnapshotUnreadable { path, error: &shown(&error) }.emit();
+            if matches!(error, ObjectError::NotFound { .. }) {
+                (StatusCode::NOT_FOUND, "snapshot no longer on disk (removed by retention?)\n").into_response()
+            } else {
+                (StatusCode::SERVICE_UNAVAILABLE, "the snapshot store is unavailable\n").into_response()
+            }
         }
     }
 }
