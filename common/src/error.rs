@@ -42,18 +42,53 @@ fn shown(e: &rdkafka::error::KafkaError) -> String {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// An error and its causes on one line, each cause once: libraries whose top-level message leaves out why
-/// (object_store's HTTP status, lettre's failed connection) are shown with the reason.
+/// An error and its causes on one line, each said once: libraries whose top-level message leaves out why
+/// (object_store's HTTP status, lettre's failed connection) are shown with the reason, and a cause that
+/// repeats its parent's words (`Connection error` caused by `Connection error: invalid peer certificate`)
+/// replaces it.
 pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let c = cause.to_string();
-        if !s.contains(&c) {
-            s.push_str(": ");
-            s.push_str(&c);
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(e);
+    while let Some(err) = next {
+        let c = err.to_string();
+        if parts.last().is_some_and(|last| c.contains(last.as_str())) {
+            parts.pop();
+            parts.push(c);
+        } else if !parts.iter().any(|p| p.contains(&c)) {
+            parts.push(c);
         }
-        source = cause.source();
+        next = err.source();
     }
-    s
+    parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chain;
+
+    #[derive(Debug)]
+    struct E(&'static str, Option<Box<E>>);
+
+    impl std::fmt::Display for E {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for E {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|e| e as _)
+        }
+    }
+
+    #[test]
+    fn causes_are_said_once() {
+        let io = E("connection refused", None);
+        let e = E("Connection error", Some(Box::new(E("Connection error: invalid peer certificate", None))));
+        assert_eq!(chain(&e), "Connection error: invalid peer certificate");
+        let e = E("request failed", Some(Box::new(E("HTTP 503", Some(Box::new(io))))));
+        assert_eq!(chain(&e), "request failed: HTTP 503: connection refused");
+        let e = E("read failed: connection refused", Some(Box::new(E("connection refused", None))));
+        assert_eq!(chain(&e), "read failed: connection refused");
+    }
 }

@@ -61,8 +61,28 @@ impl ObjectError {
     fn of(url: &str, e: object_store::Error) -> ObjectError {
         match e {
             object_store::Error::NotFound { .. } => ObjectError::NotFound { url: url.to_string() },
-            e => ObjectError::Failed { url: url.to_string(), reason: chain(&e) },
+            e => ObjectError::Failed { url: url.to_string(), reason: s3_error_document(&chain(&e)) },
         }
+    }
+}
+
+/// An S3 error document in a message (`<Error><Code>NoSuchBucket</Code><Message>…</Message>…</Error>`, which
+/// object_store passes on as the response body) as `NoSuchBucket: …`: the request and host ids after it are
+/// for AWS support, not for the person reading the log.
+fn s3_error_document(reason: &str) -> String {
+    let field = |doc: &str, tag: &str| {
+        let start = doc.find(&format!("<{tag}>"))? + tag.len() + 2;
+        let len = doc[start..].find(&format!("</{tag}>"))?;
+        Some(doc[start..start + len].to_string())
+    };
+    let Some(error_at) = reason.find("<Error>") else { return reason.to_string() };
+    let at = reason[..error_at].rfind("<?xml").unwrap_or(error_at);
+    let doc = &reason[at..];
+    let end = doc.find("</Error>").map_or(doc.len(), |i| i + "</Error>".len());
+    match (field(doc, "Code"), field(doc, "Message")) {
+        (Some(code), Some(message)) => format!("{}{code}: {message}{}", &reason[..at], &doc[end..]),
+        (Some(code), None) => format!("{}{code}{}", &reason[..at], &doc[end..]),
+        _ => reason.to_string(),
     }
 }
 
@@ -333,6 +353,19 @@ impl Objects {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn s3_error_documents_shrink_to_code_and_message() {
+        let body = "Generic S3 error: Error performing list request: Received redirect or error: \
+                    <?xml version=\"1.0\"?><Error><Code>NoSuchBucket</Code><Message>The specified bucket does not \
+                    exist</Message><BucketName>fw-1</BucketName><RequestId>39D1</RequestId></Error>";
+        assert_eq!(
+            s3_error_document(body),
+            "Generic S3 error: Error performing list request: Received redirect or error: NoSuchBucket: The \
+             specified bucket does not exist"
+        );
+        assert_eq!(s3_error_document("connection refused"), "connection refused");
+    }
 
     #[test]
     fn parses_urls() {

@@ -38,7 +38,7 @@ struct Bucket {
 
 impl Bucket {
     fn open(source: &str, objects: &Objects) -> Result<Bucket> {
-        let bad = |reason: String| Error::Open { source_uri: source.to_string(), reason };
+        let bad = |reason: String| Error::Bucket { source_uri: source.to_string(), reason };
         let parsed = objects::parse(source)
             .map_err(|e| bad(reason(e)))?
             .ok_or_else(|| bad("not an object-store URL (s3://, gs://, az://)".into()))?;
@@ -49,9 +49,15 @@ impl Bucket {
     /// Objects under the prefix with keys after `after`, in key order; on failure, why.
     fn list(&self, shared: &Shared, after: Option<&str>) -> std::result::Result<Vec<Listed>, String> {
         shared.runtime.block_on(self.root.list(&self.prefix, after)).map_err(|e| match e {
-            ObjectError::NotFound { .. } => format!("no such bucket: {}", self.bucket),
+            ObjectError::NotFound { .. } => self.missing(),
+            // S3 answers a listing of a missing bucket with 404 NoSuchBucket, which object_store passes on.
+            ObjectError::Failed { reason, .. } if reason.contains("NoSuchBucket") => self.missing(),
             e => reason(e),
         })
+    }
+
+    fn missing(&self) -> String {
+        format!("there is no bucket {} (check its name, and --s3-endpoint for S3-compatible stores)", self.bucket)
     }
 }
 
@@ -59,9 +65,9 @@ impl Bucket {
 /// credentials fail the run at once with the reason.
 pub fn check(spec: &CameraSpec, shared: &Shared) -> Result<()> {
     let bucket = Bucket::open(&spec.source, &shared.objects)?;
-    bucket.list(shared, None).map(drop).map_err(|reason| Error::Open {
+    bucket.list(shared, None).map(drop).map_err(|reason| Error::Bucket {
         source_uri: bucket.shown.clone(),
-        reason: format!("cannot list the bucket: {reason}"),
+        reason: format!("cannot list it: {reason}"),
     })
 }
 
@@ -83,10 +89,7 @@ pub fn run(worker: &mut Worker) -> Result<()> {
         let listed = match bucket.list(&shared, after.as_deref()) {
             Ok(listed) => listed,
             Err(reason) if !watch => {
-                return Err(Error::Open {
-                    source_uri: bucket.shown,
-                    reason: format!("cannot list the bucket: {reason}"),
-                });
+                return Err(Error::Bucket { source_uri: bucket.shown, reason: format!("cannot list it: {reason}") });
             }
             Err(reason) => {
                 lost_at.get_or_insert_with(Instant::now);

@@ -7,6 +7,8 @@ pub enum Error {
     NotFound(PathBuf),
     #[error("cannot open {source_uri} as video: {reason}")]
     Open { source_uri: String, reason: String },
+    #[error("cannot read the bucket source {source_uri}: {reason}")]
+    Bucket { source_uri: String, reason: String },
     #[error("{0} has no video stream")]
     NoVideo(String),
     #[error("cannot decode video in {source_uri}: {reason}")]

@@ -3,12 +3,14 @@
 //! records exactly as MinIO's Kafka target writes them.
 
 use std::collections::BTreeMap;
+use std::net::TcpStream;
 use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use std::process::{Child, Command, Stdio};
 
-use super::{cache, free_port, root, stderr, stdout, wait_listening};
+use super::{cache, free_port, root, stderr, stdout};
 
 /// Access key and secret moto accepts (any pair works); passed to the binaries as the standard AWS variables.
 pub const ACCESS_KEY: &str = "testing";
@@ -17,6 +19,7 @@ pub const SECRET_KEY: &str = "testing-secret-never-printed";
 pub struct S3Server {
     child: Option<Child>,
     pub port: u16,
+    _log: tempfile::NamedTempFile,
 }
 
 impl S3Server {
@@ -24,14 +27,25 @@ impl S3Server {
         let bin = cache().join("servers-venv/bin/moto_server");
         assert!(bin.exists(), "{} is missing: run scripts/fetch-test-servers.sh (make test does)", bin.display());
         let port = free_port();
-        let child = Command::new(&bin)
+        // Its request log goes to a file, read only to say why it did not start.
+        let log = tempfile::NamedTempFile::new().unwrap();
+        let mut child = Command::new(&bin)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log.reopen().unwrap())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-        wait_listening(&format!("127.0.0.1:{port}"));
-        S3Server { child: Some(child), port }
+        // moto imports every AWS service it mocks before it listens: seconds, more on a loaded machine.
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Some(status) = child.try_wait().unwrap() {
+                let err = std::fs::read_to_string(log.path()).unwrap_or_default();
+                panic!("moto_server exited ({status}): {err}");
+            }
+            assert!(Instant::now() < deadline, "moto_server did not listen on port {port} within 90 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        S3Server { child: Some(child), port, _log: log }
     }
 
     pub fn endpoint(&self) -> String {

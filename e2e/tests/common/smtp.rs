@@ -1,11 +1,13 @@
 //! A real SMTP server per test (aiosmtpd, from `.cache/servers-venv`, which `scripts/fetch-test-servers.sh`
-//! installs): it refuses the first message with 451 and writes every accepted one to a file.
+//! installs): plain and refusing the first message with 451, or over STARTTLS or implicit TLS with a login;
+//! every accepted message is written to a file.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
+use super::tls::ServerCert;
 use super::{cache, free_port, root};
 
 pub struct SmtpServer {
@@ -18,7 +20,19 @@ pub struct SmtpServer {
 }
 
 impl SmtpServer {
+    /// A plain server that refuses the first message with 451.
     pub fn start(dir: &Path) -> SmtpServer {
+        SmtpServer::spawn(dir, &["--refuse-first"])
+    }
+
+    /// A server that speaks TLS with `cert` (`mode`: `starttls` or `implicit`) and takes mail only after a
+    /// login as `user:password`.
+    pub fn start_tls(dir: &Path, mode: &str, cert: &ServerCert, login: &str) -> SmtpServer {
+        let (c, k) = (cert.cert.to_str().unwrap(), cert.key.to_str().unwrap());
+        SmtpServer::spawn(dir, &["--tls", mode, "--cert", c, "--key", k, "--login", login])
+    }
+
+    fn spawn(dir: &Path, options: &[&str]) -> SmtpServer {
         let python = cache().join("servers-venv/bin/python");
         assert!(python.exists(), "{} is missing: run scripts/fetch-test-servers.sh (make test does)", python.display());
         let port = free_port();
@@ -26,6 +40,7 @@ impl SmtpServer {
             .arg(root().join("e2e/tests/support/smtp_server.py"))
             .arg(port.to_string())
             .arg(dir)
+            .args(options)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -47,7 +62,7 @@ impl SmtpServer {
         SmtpServer { child: Some(child), port, dir: dir.to_path_buf(), log }
     }
 
-    /// A plain (unencrypted) URL for the store's `--smtp-url`.
+    /// A plain (unencrypted) URL for the store's `--smtp-url`; a TLS server's is the test's to write.
     pub fn url(&self) -> String {
         format!("smtp://127.0.0.1:{}", self.port)
     }

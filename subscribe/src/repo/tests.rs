@@ -177,7 +177,16 @@ async fn a_batch_is_written_once_however_often_it_comes() {
             stored(frame("door", 2, 600), Some("/snaps/door/2.jpg")),
             stored(frame("door", 2, 600), None),
         ],
-        alerts: vec![NewAlert { alert: alert.clone(), webhook: Some("http://hook".into()) }],
+        alerts: vec![NewAlert {
+            alert: alert.clone(),
+            webhook: Some("http://hook".into()),
+            email: Some(OutboxMessage {
+                kind: OutboxKind::Email,
+                target: "ops@example.com".into(),
+                key: "door".into(),
+                payload: "{}".into(),
+            }),
+        }],
         outbox: vec![OutboxMessage {
             kind: OutboxKind::Kafka,
             target: "events".into(),
@@ -200,6 +209,7 @@ async fn a_batch_is_written_once_however_often_it_comes() {
         vec![
             (OutboxKind::Kafka, "alerts".into()),
             (OutboxKind::Webhook, "http://hook".into()),
+            (OutboxKind::Email, "ops@example.com".into()),
             (OutboxKind::Kafka, "events".into()),
             (OutboxKind::Kafka, "events".into()),
         ],
@@ -220,7 +230,7 @@ async fn a_batch_is_written_once_however_often_it_comes() {
     db.outbox_attempted(row.id, 3).await.unwrap();
     assert_eq!(db.outbox(1).await.unwrap()[0].attempts, 3);
     db.outbox_done(row.id).await.unwrap();
-    assert_eq!(db.outbox(10).await.unwrap().len(), 3);
+    assert_eq!(db.outbox(10).await.unwrap().len(), 4);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -24,11 +24,13 @@ pub struct StoredFrame {
     pub snapshot: Option<String>,
 }
 
-/// An alert raised by a rule, with the rule's webhook to call.
+/// An alert raised by a rule, with the rule's webhook to call and its email to send.
 #[derive(Debug, Clone)]
 pub struct NewAlert {
     pub alert: Alert,
     pub webhook: Option<String>,
+    /// The email's outbox row (`OutboxKind::Email`), when the rule mails.
+    pub email: Option<OutboxMessage>,
 }
 
 /// A tracker cursor's key: scope (the tracker), camera and model.
@@ -168,6 +170,9 @@ fn alert(tx: &mut Vec<Statement>, new: &NewAlert, alerts_topic: &str, now: i64) 
     tx.push(outbox_insert(&record(OutboxKind::Kafka, alerts_topic), now).only_if(insert));
     if let Some(url) = &new.webhook {
         tx.push(outbox_insert(&record(OutboxKind::Webhook, url), now).only_if(insert));
+    }
+    if let Some(email) = &new.email {
+        tx.push(outbox_insert(email, now).only_if(insert));
     }
     Ok(())
 }

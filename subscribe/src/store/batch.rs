@@ -166,12 +166,11 @@ pub async fn prepare(d: &Detections, next: &mut Trackers, work: &mut Work, cx: &
                 }
                 .emit();
                 let alert = Alert::from_track(rule, &row);
-                if !rule.email.is_empty() {
-                    // Written once: the track's `alerted` and the cursors commit in this same transaction.
+                let email = (!rule.email.is_empty()).then(|| {
                     let event = event_of(&o.matches, &observed.matches, &row.id);
-                    changes.outbox.push(email::outbox_message(&alert, event, &rule.email));
-                }
-                changes.alerts.push(NewAlert { alert, webhook: rule.webhook.clone() });
+                    email::outbox_message(&alert, event, &rule.email)
+                });
+                changes.alerts.push(NewAlert { alert, webhook: rule.webhook.clone(), email });
                 tracker.update(&row.id, |r| r.alerted = true).unwrap_or(row)
             } else {
                 row
