@@ -18,14 +18,6 @@ fn by_camera(frames: Vec<Frame>) -> BTreeMap<String, Vec<Frame>> {
     m
 }
 
-fn jpeg_size(image: &[u8]) -> (u32, u32) {
-    // Start-of-frame marker: FF C0 (baseline) or FF C2 (progressive), then length, precision, height, width.
-    let i = image.windows(2).position(|w| w[0] == 0xff && (w[1] == 0xc0 || w[1] == 0xc2)).expect("no SOF marker");
-    let h = u32::from(image[i + 5]) << 8 | u32::from(image[i + 6]);
-    let w = u32::from(image[i + 7]) << 8 | u32::from(image[i + 8]);
-    (w, h)
-}
-
 #[test]
 fn slow_an_rtsp_camera_that_dies_is_reconnected_and_the_gap_shows_while_another_camera_keeps_publishing() {
     let broker = Broker::start();

@@ -289,3 +289,37 @@ fn uploads_and_cameras_in_one_process_is_a_clear_error() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("unknown placeholder {camera}"), "{}", stderr(&out));
 }
+
+#[test]
+fn an_uploaded_image_over_the_message_size_is_shrunk_to_fit() {
+    let broker = Broker::start();
+    let s3 = S3Server::start();
+    let bucket = unique("big").to_lowercase();
+    s3.create_bucket(&bucket);
+    let big = upload(&s3, &bucket, "door/astronaut.png", &media("astronaut.png"));
+    let (uploads, frames) = (unique("uploads"), unique("frames"));
+    broker.create_topic(&uploads, 1);
+    publish(&broker, &uploads, &[(big.record.0.as_str(), big.record.1.as_str())]);
+    // At quality 100 the 512x512 picture is several times the limit.
+    let limit = 12_000usize;
+    let limit_s = limit.to_string();
+    let args = ["--uploads", &uploads, "--topic", &frames, "--jpeg-quality", "100", "--max-message-bytes", &limit_s];
+    let mut ingest = start_ingest(&broker, &s3, &args);
+    frames_until(&broker, &frames, &mut ingest, Duration::from_secs(60), |f| !f.is_empty());
+    let out = ingest.stop();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("re-encoded"), "{}", stderr(&out));
+    let msgs = read_all(&broker, &frames, Duration::from_secs(10));
+    assert_eq!(msgs.len(), 1, "the image is published once, not dropped");
+    let payload = rdkafka::Message::payload(&msgs[0]).unwrap();
+    assert!(payload.len() <= limit, "{} > {limit}", payload.len());
+    let f = framewire_proto::decode_frame(payload).unwrap();
+    assert_eq!(jpeg_size(&f.image), (f.width, f.height), "width/height describe the JPEG actually sent");
+    assert_eq!(f.object.as_ref().map(|o| o.key.as_str()), Some("door/astronaut.png"));
+    println!(
+        "uploaded 512x512 image shrunk to {} bytes ({}x{}) under a {limit}-byte limit",
+        payload.len(),
+        f.width,
+        f.height
+    );
+}

@@ -448,6 +448,15 @@ pub fn still_clip(image: &Path, seconds: u32, fps: u32, out: &Path) {
     assert!(status.success());
 }
 
+/// A JPEG's width and height, from its start-of-frame header (not from framewire's own decoder).
+pub fn jpeg_size(image: &[u8]) -> (u32, u32) {
+    // Start-of-frame marker: FF C0 (baseline) or FF C2 (progressive), then length, precision, height, width.
+    let i = image.windows(2).position(|w| w[0] == 0xff && (w[1] == 0xc0 || w[1] == 0xc2)).expect("no SOF marker");
+    let h = u32::from(image[i + 5]) << 8 | u32::from(image[i + 6]);
+    let w = u32::from(image[i + 7]) << 8 | u32::from(image[i + 8]);
+    (w, h)
+}
+
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
