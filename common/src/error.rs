@@ -59,7 +59,15 @@ pub fn chain(e: &dyn std::error::Error) -> String {
         }
         next = err.source();
     }
-    parts.join(": ")
+    // Some libraries repeat a wrapper's words themselves (lettre: `Connection error: Connection error: …`).
+    let mut said: Vec<&str> = Vec::new();
+    let joined = parts.join(": ");
+    for segment in joined.split(": ") {
+        if said.last() != Some(&segment) {
+            said.push(segment);
+        }
+    }
+    said.join(": ")
 }
 
 #[cfg(test)]
@@ -90,5 +98,7 @@ mod tests {
         assert_eq!(chain(&e), "request failed: HTTP 503: connection refused");
         let e = E("read failed: connection refused", Some(Box::new(E("connection refused", None))));
         assert_eq!(chain(&e), "read failed: connection refused");
+        let e = E("Connection error: Connection error: invalid peer certificate", None);
+        assert_eq!(chain(&e), "Connection error: invalid peer certificate");
     }
 }
