@@ -1,8 +1,12 @@
 # framewire: the two set-up commands are `make demo` and `make test`. Both install what is missing first.
-.PHONY: demo test test-quick setup broker broker-stop bench bench-ingest bench-detect bench-pipeline
+.PHONY: demo demo-live test test-quick setup broker broker-stop bench bench-ingest bench-detect bench-pipeline bench-web
 
 demo:
 	scripts/demo.sh
+
+# The pipeline kept running on the sample clip looped as a live camera, with the store and the web view, until Ctrl-C.
+demo-live:
+	scripts/demo-live.sh
 
 test:
 	scripts/test.sh
@@ -20,7 +24,7 @@ broker:
 broker-stop:
 	scripts/broker.sh stop
 
-bench: bench-ingest bench-detect bench-pipeline
+bench: bench-ingest bench-detect bench-pipeline bench-web
 
 bench-ingest:
 	bench/ingest.sh
@@ -30,3 +34,6 @@ bench-detect:
 
 bench-pipeline:
 	bench/pipeline.sh
+
+bench-web:
+	bench/web.sh

@@ -79,6 +79,8 @@ echo "top labels:      ${LABELS:-none}"
 echo "latency:         ${LATENCY:-n/a}, capture to subscriber (file read at full speed, not paced)"
 echo "store:           $STORED"
 echo "                 $EVENTS events; list them: target/debug/subscribe query --db sqlite://$LOGS/framewire.db --events"
-echo "                 snapshots in $LOGS/snapshots; live view: target/debug/subscribe web (http://127.0.0.1:8080/)"
+echo "                 snapshots in $LOGS/snapshots; an event and its snapshots: target/debug/subscribe show ID --db sqlite://$LOGS/framewire.db --out DIR"
 awk -v n="${DETECTED:-0}" -v s="$START" -v e="$END" 'BEGIN { printf "throughput:      %.1f frames/s end to end (%.1f s)\n", n / (e - s), e - s }'
+# The broker this demo started stops with it: watching needs the pipeline kept running.
+echo "watch it live:   make demo-live (the clip as a live camera, the web view on http://${FRAMEWIRE_WEB_LISTEN:-127.0.0.1:8080}/, until Ctrl-C)"
 [ "${DETECTED:-0}" = "$FRAMES_IN" ] || die "only ${DETECTED:-0} of $FRAMES_IN frames were detected (see $LOGS/detect.log)"

@@ -454,8 +454,45 @@ fn postgres_database_from_before_schema_versions_is_migrated_and_read_back() {
     let dir = tempfile::tempdir().unwrap();
     let shown = run(&["show", "e1", "--out", dir.path().to_str().unwrap()]);
     assert!(shown.contains("camera     door") && shown.contains("/gone/2.jpg"), "{shown}");
-    assert_eq!(pg.psql("SELECT version FROM schema_version").trim(), "1", "migrated once, however often opened");
+    let versions = pg.psql("SELECT version FROM schema_version ORDER BY version");
+    assert_eq!(versions.split_whitespace().collect::<Vec<_>>(), ["1", "2"], "migrated once, however often opened");
     assert_eq!(pg.psql("SELECT count(*) FROM outbox").trim(), "1", "rows untouched");
+
+    // The web view's review pages run their own SQL (row-value keysets, counts per hour): on PostgreSQL too.
+    pg.psql(
+        "INSERT INTO events VALUES ('e2', '', 'door', 'm@1', 'person', 1001, 1500, 3, 4, 2, 0.9, 4,
+                                    NULL, 0.9, 0, 0, 0.0, 1.0, 10.0, 11.0);
+         INSERT INTO cursors VALUES ('', 'door', 'm@1', 2);",
+    );
+    let broker = Broker::start();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let _web = broker.service("subscribe", &["web", "--listen", &addr, "--db", &db]);
+    wait_listening(&addr);
+    let get = |path: &str| {
+        let (status, _, body) = http_get(&addr, path, None).unwrap();
+        assert_eq!(status, 200, "{path}: {body}");
+        body
+    };
+    let ids = |path: &str| -> Vec<String> {
+        let rows: Vec<serde_json::Value> = serde_json::from_str(&get(path)).unwrap();
+        rows.iter().map(|r| r["id"].as_str().unwrap().to_string()).collect()
+    };
+    // Two events that started in the same millisecond: the id orders them, and each page holds one.
+    assert_eq!(ids("/api/events?limit=1"), ["e2"]);
+    assert_eq!(ids("/api/events?limit=1&before=1001-e2"), ["e1"]);
+    assert!(ids("/api/events?limit=1&before=1001-e1").is_empty());
+    assert_eq!(ids("/api/events?limit=5&after=1001-e1"), ["e2"]);
+    assert_eq!(ids("/api/events?min_score=0.8"), ["e2"]);
+    let review = get("/review?limit=1");
+    assert!(review.contains("data-id=\"e2\"") && review.contains("id=\"older\""), "{review}");
+    let cams: serde_json::Value = serde_json::from_str(&get("/api/cameras")).unwrap();
+    assert_eq!(cams[0]["camera"], "door");
+    assert_eq!(cams[0]["snapshot_url"], "/stored/door/2");
+    let counts: serde_json::Value = serde_json::from_str(&get("/api/cameras/door/counts?hours=168")).unwrap();
+    assert_eq!(counts["hours"].as_array().unwrap().len(), 168);
+    let page = get("/events/e2");
+    assert!(page.contains("id=\"prev-event\" rel=\"prev\" href=\"/events/e1\""), "{page}");
+    assert!(get("/cameras/door").contains("<svg id=\"timeline\""));
 }
 
 /// A small tmpfs (root only): a disk that fills up, or that can be remounted read-only.

@@ -225,7 +225,9 @@ impl Worker {
         if !self.sampler.keep(time.stream_us) {
             return Ok(true);
         }
-        if self.spec.settings.realtime && !live && !pace(&mut self.pacing, time.stream_us, &self.shared.shutdown) {
+        // A camera paces itself; a file forced live (`live = true`) is read as fast as it decodes unless paced.
+        let paced = self.spec.settings.realtime && !(live && self.spec.kind().is_live());
+        if paced && !pace(&mut self.pacing, time.stream_us, &self.shared.shutdown) {
             return Ok(false);
         }
         if std::mem::take(&mut self.resumed)

@@ -58,6 +58,7 @@ impl QueryArgs {
             since: self.since,
             min_score: self.min_score,
             limit: self.limit,
+            ..EventFilter::default()
         }
     }
 }

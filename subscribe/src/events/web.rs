@@ -150,3 +150,12 @@ impl LagMeasured {
         debug!(partitions = self.partitions, total = self.total, "detect group lag measured");
     }
 }
+
+/// Someone logged in with the token through the login form. The token is never logged.
+pub struct LoggedIn;
+
+impl LoggedIn {
+    pub fn emit(&self) {
+        info!("logged in through the login form");
+    }
+}

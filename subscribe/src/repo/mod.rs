@@ -8,7 +8,8 @@
 //! - `schema`: the tables as ordered migrations (`migrations/*.sql`), with a version table.
 //! - `value`: parameters and rows, read by column name with their types checked.
 //! - `write`: the store's one transaction per batch.
-//! - `read`: restoring the trackers and looking things up ([`EventFilter`]).
+//! - `read`: restoring the trackers and looking things up ([`EventFilter`], pages of events by [`PageKey`]).
+//! - `review`: the web view's look-ups: cameras the store knows, a frame's snapshot, events per hour.
 //! - `outbox`: the records and webhooks waiting to be delivered.
 //! - `error`: [`RepoError`].
 
@@ -17,6 +18,7 @@ mod error;
 mod outbox;
 mod postgres;
 mod read;
+mod review;
 mod schema;
 mod sqlite;
 mod tls;
@@ -31,7 +33,8 @@ use tracing::debug;
 use backend::Backend;
 pub use error::{RepoError, Result};
 pub use outbox::{OutboxKind, OutboxMessage, OutboxRow};
-pub use read::{CursorRow, DetectionRow, EventFilter};
+pub use read::{CursorRow, DetectionRow, EventFilter, Page, PageKey};
+pub use review::{HourCount, StoredCamera};
 use value::{FromRow, Row, Value};
 pub use write::{Changes, CursorKey, NewAlert, StoredFrame};
 

@@ -19,14 +19,75 @@ pub struct EventFilter {
     pub since: Option<Duration>,
     /// Least score (of a box; of an event's peak).
     pub min_score: Option<f32>,
+    /// Only what was captured (detections) or started (events) at or after this Unix time, in ms.
+    pub from_ms: Option<i64>,
+    /// Only what was captured or started before this Unix time, in ms.
+    pub to_ms: Option<i64>,
+    /// Events only: the page of events just older or just newer than a known one.
+    pub page: Option<Page>,
     /// Most rows.
     pub limit: i64,
 }
 
 impl Default for EventFilter {
     fn default() -> Self {
-        EventFilter { camera: None, label: None, model: None, since: None, min_score: None, limit: 100 }
+        EventFilter {
+            camera: None,
+            label: None,
+            model: None,
+            since: None,
+            min_score: None,
+            from_ms: None,
+            to_ms: None,
+            page: None,
+            limit: 100,
+        }
     }
+}
+
+/// Where an event sits in the newest-first order of events: its start, then its id for events that started
+/// in the same millisecond. A page is asked for as "the events just before (or after) this key": unlike an
+/// offset, the database finds it through an index however deep the page, and a new event arriving meanwhile
+/// neither shifts nor repeats what the next page shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageKey {
+    pub start_ms: i64,
+    pub id: String,
+}
+
+impl PageKey {
+    pub fn of(e: &EventRow) -> PageKey {
+        PageKey { start_ms: e.start_ms, id: e.id.clone() }
+    }
+}
+
+/// As a URL takes it: `START_MS-ID`.
+impl std::fmt::Display for PageKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.start_ms, self.id)
+    }
+}
+
+impl std::str::FromStr for PageKey {
+    type Err = ();
+
+    fn from_str(s: &str) -> std::result::Result<Self, ()> {
+        let (ms, id) = s.split_once('-').ok_or(())?;
+        let start_ms = ms.parse().map_err(|_| ())?;
+        if id.is_empty() {
+            return Err(());
+        }
+        Ok(PageKey { start_ms, id: id.to_string() })
+    }
+}
+
+/// Which side of a known event a page lies on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Page {
+    /// The events that started before it (the next page of a newest-first list).
+    Older(PageKey),
+    /// The events that started after it (the previous page).
+    Newer(PageKey),
 }
 
 /// The columns a filter applies to, in one table.
@@ -61,6 +122,12 @@ impl EventFilter {
         }
         if let Some(s) = self.min_score {
             add(format!("{p}{}", cols.score), ">=", f64::from(s).into());
+        }
+        if let Some(t) = self.from_ms {
+            add(format!("{p}{}", cols.time), ">=", t.into());
+        }
+        if let Some(t) = self.to_ms {
+            add(format!("{p}{}", cols.time), "<", t.into());
         }
         (clauses.concat(), params)
     }
@@ -167,15 +234,32 @@ impl Db {
         self.rows(sql, params).await
     }
 
-    /// Events (not alert rules' tracks), newest first.
+    /// Events (not alert rules' tracks), newest first: by start, then id (see [`PageKey`]).
     pub async fn events(&mut self, f: &EventFilter) -> Result<Vec<EventRow>> {
-        let (conditions, mut params) = f.conditions(&Columns { prefix: "", time: "start_ms", score: "peak_score" });
+        let (mut conditions, mut params) = f.conditions(&Columns { prefix: "", time: "start_ms", score: "peak_score" });
+        // A newer page is read oldest first from its key, to take the events right next to it, and turned.
+        let (key, op, order) = match &f.page {
+            Some(Page::Older(key)) => (Some(key), "<", "DESC"),
+            Some(Page::Newer(key)) => (Some(key), ">", "ASC"),
+            None => (None, "", "DESC"),
+        };
+        if let Some(key) = key {
+            params.push(key.start_ms.into());
+            params.push(key.id.as_str().into());
+            let n = params.len();
+            // A row value, which SQLite and PostgreSQL both turn into one range of the index.
+            conditions.push_str(&format!(" AND (start_ms, id) {op} (${}, ${n})", n - 1));
+        }
         params.push(f.limit.into());
         let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE scope = ''{conditions} ORDER BY start_ms DESC LIMIT ${}",
+            "SELECT {EVENT_COLUMNS} FROM events WHERE scope = ''{conditions} ORDER BY start_ms {order}, id {order} LIMIT ${}",
             params.len()
         );
-        self.rows(sql, params).await
+        let mut rows: Vec<EventRow> = self.rows(sql, params).await?;
+        if order == "ASC" {
+            rows.reverse();
+        }
+        Ok(rows)
     }
 
     /// One event (or an alert rule's track) by id.

@@ -95,7 +95,8 @@ async fn a_database_from_before_versions_is_migrated_and_read_back() {
     }
 
     let mut db = Db::open(&url).await.unwrap();
-    assert_eq!(schema::applied(db.backend.as_mut()).await.unwrap().into_iter().collect::<Vec<_>>(), vec![1]);
+    let all: Vec<i64> = MIGRATIONS.iter().map(|m| m.version).collect();
+    assert_eq!(schema::applied(db.backend.as_mut()).await.unwrap().into_iter().collect::<Vec<_>>(), all);
     let rows = db.detections(&EventFilter::default()).await.unwrap();
     assert_eq!(
         rows,
@@ -123,7 +124,7 @@ async fn a_database_from_before_versions_is_migrated_and_read_back() {
     drop(db);
     let mut db = Db::open(&url).await.unwrap();
     assert_eq!(db.detections(&EventFilter::default()).await.unwrap().len(), 3);
-    assert_eq!(schema::applied(db.backend.as_mut()).await.unwrap().len(), 1);
+    assert_eq!(schema::applied(db.backend.as_mut()).await.unwrap().len(), MIGRATIONS.len());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -131,11 +132,16 @@ async fn a_later_migration_reaches_an_existing_database_once() {
     let dir = tempfile::tempdir().unwrap();
     let url = url(&dir);
     Db::open(&url).await.unwrap();
-    let next = [MIGRATIONS[0], Migration { version: 2, sql: "ALTER TABLE frames ADD COLUMN note TEXT;" }];
+    let next: Vec<Migration> = MIGRATIONS
+        .iter()
+        .copied()
+        .chain([Migration { version: 99, sql: "ALTER TABLE frames ADD COLUMN note TEXT;" }])
+        .collect();
     for _ in 0..2 {
         let mut db = Db::connect(&url).await.unwrap();
         schema::migrate(db.backend.as_mut(), &next).await.unwrap();
-        assert_eq!(schema::applied(db.backend.as_mut()).await.unwrap().into_iter().collect::<Vec<_>>(), vec![1, 2]);
+        let want: Vec<i64> = next.iter().map(|m| m.version).collect();
+        assert_eq!(schema::applied(db.backend.as_mut()).await.unwrap().into_iter().collect::<Vec<_>>(), want);
         db.backend.query("SELECT note FROM frames".into(), vec![]).await.unwrap();
     }
 }
@@ -149,7 +155,7 @@ async fn processes_opening_a_new_database_at_once_all_succeed() {
         db.unwrap();
     }
     let mut db = Db::connect(&url).await.unwrap();
-    assert_eq!(schema::applied(db.backend.as_mut()).await.unwrap().len(), 1);
+    assert_eq!(schema::applied(db.backend.as_mut()).await.unwrap().len(), MIGRATIONS.len());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -246,4 +252,57 @@ async fn a_value_of_the_wrong_type_is_an_error_not_a_zero() {
     c.execute("UPDATE events SET frames = 'many' WHERE id = 'e1'", []).unwrap();
     let e = db.events(&EventFilter::default()).await.unwrap_err().to_string();
     assert!(e.contains("column frames") && e.contains("text"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_are_paged_by_keyset_without_gaps_or_repeats() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = Db::open(&url(&dir)).await.unwrap();
+    let mut changes = Changes::default();
+    // 23 events, several starting in the same millisecond: only the id tells those apart.
+    for i in 0..23 {
+        let mut e = event(&format!("e{i:02}"), false);
+        e.start_ms = 10_000 + (i / 3) * 1000;
+        e.camera = if i % 2 == 0 { "door".into() } else { "yard".into() };
+        changes.events.insert(e.id.clone(), e);
+    }
+    changes.frames.push(stored(frame("door", 7, 1), Some("/snaps/door/7.jpg")));
+    changes.frames.push(stored(frame("door", 9, 0), None));
+    changes.cursors.insert((String::new(), "door".into(), "m@1".into()), 9);
+    db.write(&changes, "alerts").await.unwrap();
+
+    let page = |p: Option<Page>| EventFilter { page: p, limit: 5, ..EventFilter::default() };
+    let mut seen = Vec::new();
+    let mut rows = db.events(&page(None)).await.unwrap();
+    while let Some(last) = rows.last() {
+        let key = PageKey::of(last);
+        seen.extend(rows.iter().map(|e| e.id.clone()));
+        rows = db.events(&page(Some(Page::Older(key)))).await.unwrap();
+    }
+    let mut want: Vec<String> = changes.events.keys().cloned().collect();
+    want.sort_by_key(|id| std::cmp::Reverse((changes.events[id].start_ms, id.clone())));
+    assert_eq!(seen, want, "newest first, each once");
+
+    // The page before a key is the one that led to it, newest first as well.
+    let second = db.events(&page(Some(Page::Older(PageKey::of(&changes.events["e18"]))))).await.unwrap();
+    let back = db.events(&page(Some(Page::Newer(PageKey::of(&second[0]))))).await.unwrap();
+    let ids = |rows: &[EventRow]| rows.iter().map(|e| e.id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&back), want[want.iter().position(|id| id == "e18").unwrap() - 4..][..5].to_vec());
+
+    let door = EventFilter {
+        camera: Some("door".into()),
+        from_ms: Some(12_000),
+        to_ms: Some(14_000),
+        ..EventFilter::default()
+    };
+    assert_eq!(ids(&db.events(&door).await.unwrap()), ["e10", "e08", "e06"]);
+
+    let cams = db.stored_cameras().await.unwrap();
+    assert_eq!(cams.len(), 1);
+    assert_eq!((cams[0].seq, cams[0].snapshot_seq), (9, Some(7)), "newest frame, newest snapshot");
+    assert_eq!(db.frame_snapshot("door", 7).await.unwrap().as_deref(), Some("/snaps/door/7.jpg"));
+    assert_eq!(db.frame_snapshot("door", 9).await.unwrap(), None);
+    let counts = db.event_counts("door", 0).await.unwrap();
+    assert_eq!(counts, vec![HourCount { label: "person".into(), hour_ms: 0, events: 12 }]);
+    assert_eq!(db.event_labels().await.unwrap(), ["person"]);
 }

@@ -2,6 +2,7 @@
 //! frames.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{Path, Query, State};
@@ -10,11 +11,13 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
 
 use super::App;
 use super::live::{FrameView, RecentView, lock};
 use crate::events::web::{ClientConnected, ClientDropped};
 use crate::metrics::WebMetrics;
+use framewire_common::time::now_ms;
 
 /// The window frames/s is counted over.
 const FPS_WINDOW: Duration = Duration::from_secs(5);
@@ -67,7 +70,9 @@ pub(super) async fn state(State(app): State<App>) -> Response {
         .collect();
     let lag = LagView { total: s.lag.iter().map(|(_, l)| l).sum(), partitions: s.lag.clone() };
     json(
-        &serde_json::json!({ "cameras": cameras, "lag": lag, "recent": s.recent.iter().rev().take(100).collect::<Vec<_>>(), "store": app.db.is_some() }),
+        // The server's clock comes along: the page says how old each picture is by it, not by the browser's.
+        &serde_json::json!({ "cameras": cameras, "lag": lag, "recent": s.recent.iter().rev().take(100).collect::<Vec<_>>(),
+            "store": app.db.is_some(), "auth": app.token.is_some(), "now_ms": now_ms() }),
     )
 }
 
@@ -102,7 +107,7 @@ impl IntoResponse for BadLimit {
 }
 
 /// `?limit=` as a row count: at most `MAX_LIMIT`; None for 0, a sign, a fraction or anything not a number.
-fn parse_limit(given: Option<&str>, default: usize) -> Option<usize> {
+pub(super) fn parse_limit(given: Option<&str>, default: usize) -> Option<usize> {
     let Some(given) = given.filter(|g| !g.is_empty()) else { return Some(default.min(MAX_LIMIT)) };
     if !given.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -147,28 +152,67 @@ impl Drop for Connected {
     }
 }
 
+/// Each browser gets, at most every `MIN_GAP`, the newest frame of each camera that changed: a page shows only
+/// the latest frame of a camera, so a browser that reads slower than the cameras send (a phone, a slow link,
+/// many cameras) gets less, never a growing backlog or a stale picture.
+const MIN_GAP: Duration = Duration::from_millis(100);
+
+/// Adds `v` to a batch going to one browser, replacing an older frame of the same camera.
+fn newest_per_camera(batch: &mut Vec<Arc<FrameView>>, v: Arc<FrameView>) {
+    match batch.iter_mut().find(|b| b.camera == v.camera) {
+        Some(older) => *older = v,
+        None => batch.push(v),
+    }
+}
+
+/// The next batch for one browser: waits for a frame, then takes every frame already waiting. None once the
+/// server stops.
+async fn next_batch(
+    rx: &mut broadcast::Receiver<Arc<FrameView>>,
+    stop: &CancellationToken,
+) -> Option<Vec<Arc<FrameView>>> {
+    let mut batch = Vec::new();
+    loop {
+        let first = tokio::select! {
+            _ = stop.cancelled() => return None,
+            m = rx.recv() => m,
+        };
+        match first {
+            Ok(v) => {
+                batch.push(v);
+                break;
+            }
+            // Skipped frames are older than those still waiting: nothing the page would have shown.
+            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(broadcast::error::RecvError::Closed) => return None,
+        }
+    }
+    loop {
+        match rx.try_recv() {
+            Ok(v) => newest_per_camera(&mut batch, v),
+            Err(broadcast::error::TryRecvError::Lagged(_)) => continue,
+            Err(_) => return Some(batch),
+        }
+    }
+}
+
 pub(super) async fn stream(State(app): State<App>) -> impl IntoResponse {
     let rx = app.tx.subscribe();
     let connected = Connected::new(&app.metrics);
     let stop = app.shutdown.clone();
-    let s = futures::stream::unfold((rx, connected, stop), |(mut rx, connected, stop)| async move {
-        loop {
-            let msg = tokio::select! {
+    let start = (rx, connected, stop, None::<Instant>);
+    let s = futures::stream::unfold(start, |(mut rx, connected, stop, last)| async move {
+        if let Some(last) = last {
+            tokio::select! {
                 _ = stop.cancelled() => return None,
-                m = rx.recv() => m,
-            };
-            match msg {
-                Ok(data) => {
-                    return Some((
-                        Ok::<_, Infallible>(Event::default().event("detections").data(data)),
-                        (rx, connected, stop),
-                    ));
-                }
-                // A slow browser skips frames rather than holding everyone up.
-                Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(broadcast::error::RecvError::Closed) => return None,
+                _ = tokio::time::sleep_until((last + MIN_GAP).into()) => {}
             }
         }
+        let batch = next_batch(&mut rx, &stop).await?;
+        let views: Vec<&FrameView> = batch.iter().map(|v| &**v).collect();
+        let data = serde_json::to_string(&views).unwrap_or_else(|_| "[]".into());
+        let event = Ok::<_, Infallible>(Event::default().event("detections").data(data));
+        Some((event, (rx, connected, stop, Some(Instant::now()))))
     });
     Sse::new(s).keep_alive(KeepAlive::default())
 }
@@ -185,6 +229,30 @@ pub(super) async fn frame(State(app): State<App>, Path((camera, seq)): Path<(Str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn view(camera: &str, seq: u64) -> Arc<FrameView> {
+        let d = framewire_proto::Detections { camera_id: camera.into(), seq, ..Default::default() };
+        Arc::new(super::super::live::view(&d, false, 0))
+    }
+
+    #[tokio::test]
+    async fn a_browser_behind_gets_the_newest_frame_of_each_camera_once() {
+        let (tx, mut rx) = broadcast::channel(4);
+        let stop = CancellationToken::new();
+        // More than the channel holds: the oldest are skipped, and of the rest only each camera's newest goes.
+        for seq in 0..6 {
+            tx.send(view("a", seq)).unwrap();
+            tx.send(view("b", seq)).unwrap();
+        }
+        let batch = next_batch(&mut rx, &stop).await.unwrap();
+        let got: Vec<(&str, u64)> = batch.iter().map(|v| (v.camera.as_str(), v.seq)).collect();
+        assert_eq!(got, [("a", 5), ("b", 5)]);
+        tx.send(view("b", 6)).unwrap();
+        let got: Vec<u64> = next_batch(&mut rx, &stop).await.unwrap().iter().map(|v| v.seq).collect();
+        assert_eq!(got, [6]);
+        stop.cancel();
+        assert!(next_batch(&mut rx, &stop).await.is_none());
+    }
 
     #[test]
     fn limits_are_bounded() {

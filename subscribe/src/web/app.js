@@ -1,8 +1,11 @@
-// The live view: one card per camera with its latest frame and boxes, fed by server-sent events.
+// The live view: one card per camera with its latest frame, its boxes and how old the picture is, fed by
+// server-sent events; what happened before the page was opened comes from /api/state (and the store).
 'use strict';
 
 const cameras = new Map();
 let recent = [];
+// The server's clock minus the browser's: ages are measured by the clock that stamped the frames' arrival.
+let skew = 0;
 const PALETTE = ['#e6194b', '#3cb44b', '#ffe119', '#0082c8', '#f58230', '#911eb4', '#46f0f0', '#f032e6'];
 
 // Same hash as the snapshots (FNV-1a over the label's bytes), so a label has one colour everywhere.
@@ -12,6 +15,15 @@ function colour(label) {
     h = Math.imul(h ^ b, 16777619) >>> 0;
   }
   return PALETTE[h % PALETTE.length];
+}
+
+function ago(ms) {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  if (s < 2) return 'just now';
+  if (s < 120) return s + ' s ago';
+  if (s < 7200) return Math.floor(s / 60) + ' min ago';
+  if (s < 172800) return Math.floor(s / 3600) + ' h ago';
+  return Math.floor(s / 86400) + ' days ago';
 }
 
 function addOption(selectId, value) {
@@ -29,16 +41,24 @@ function card(id) {
   const el = document.createElement('article');
   el.className = 'camera';
   el.dataset.camera = id;
-  el.innerHTML = '<h3></h3><div class="view"><img alt=""><div class="boxes"></div></div><p class="meta"></p>';
-  el.querySelector('h3').textContent = id;
+  el.innerHTML = '<h3><a></a> <span class="age"></span></h3><div class="view"><img alt=""><div class="boxes"></div></div>' +
+    '<p class="counts"></p><p class="meta"></p>';
+  const a = el.querySelector('h3 a');
+  a.textContent = id;
+  a.href = '/cameras/' + encodeURIComponent(id);
   el.querySelector('img').alt = 'latest frame of ' + id;
   const list = document.getElementById('cameras');
   const after = [...list.children].find(x => x.dataset.camera > id);
   list.insertBefore(el, after || null);
-  c = { el, shown: -1 };
+  c = { el, shown: -1, loading: false, pending: null };
   cameras.set(id, c);
   addOption('f-camera', id);
   return c;
+}
+
+function setAge(c, captureMs) {
+  c.el.dataset.captureMs = captureMs;
+  c.el.querySelector('.age').textContent = ago(Date.now() + skew - captureMs);
 }
 
 function drawBoxes(c, d) {
@@ -59,33 +79,72 @@ function drawBoxes(c, d) {
     e.appendChild(tag);
     return e;
   }));
+  // Objects per label in this frame, most first.
+  const counts = new Map();
+  for (const b of d.boxes) counts.set(b.label, (counts.get(b.label) || 0) + 1);
+  c.el.querySelector('.counts').replaceChildren(...[...counts].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))
+    .map(([label, n]) => {
+      const s = document.createElement('span');
+      s.dataset.label = label;
+      s.textContent = label + ' ' + n;
+      s.style.borderColor = colour(label);
+      return s;
+    }));
+  c.el.classList.remove('stored');
   c.el.dataset.seq = d.seq;
+  setAge(c, d.capture_ms);
   c.el.querySelector('.meta').textContent =
-    '#' + d.seq + ' · ' + d.boxes.length + (d.boxes.length === 1 ? ' box · ' : ' boxes · ') + d.latency_ms + ' ms after capture · ' + d.model;
+    '#' + d.seq + ' · ' + d.boxes.length + (d.boxes.length === 1 ? ' box · ' : ' boxes · ') + d.latency_ms + ' ms capture to page · ' + d.model;
+}
+
+// One frame loads at a time per card; what arrives meanwhile waits, and only the newest of it is drawn next:
+// a camera faster than the browser shows fewer frames, never older ones.
+function load(c, d) {
+  if (c.loading) {
+    c.pending = d;
+    return;
+  }
+  c.loading = true;
+  const next = new Image();
+  const done = () => {
+    c.loading = false;
+    const p = c.pending;
+    c.pending = null;
+    if (p) load(c, p);
+  };
+  next.onload = () => {
+    // Boxes change together with their frame, never on the previous one.
+    if (c.shown === d.seq) {
+      c.el.querySelector('img').src = next.src;
+      drawBoxes(c, d);
+    }
+    done();
+  };
+  next.onerror = done;
+  next.src = d.frame_url;
 }
 
 function show(d) {
   const c = card(d.camera);
   if (d.seq <= c.shown) return;
   c.shown = d.seq;
-  if (!d.frame_url) {
-    drawBoxes(c, d);
-    return;
-  }
-  // Boxes change together with their frame, never on the previous one.
-  const next = new Image();
-  next.onload = () => {
-    if (c.shown !== d.seq) return;
-    c.el.querySelector('img').src = next.src;
-    drawBoxes(c, d);
-  };
-  next.src = d.frame_url;
+  if (d.frame_url) load(c, d); else drawBoxes(c, d);
+}
+
+// A camera the store knows but this server has not seen live: its newest stored snapshot.
+function showStored(s) {
+  if (cameras.has(s.camera) && cameras.get(s.camera).shown >= 0) return;
+  const c = card(s.camera);
+  c.el.classList.add('stored');
+  if (s.snapshot_url) c.el.querySelector('img').src = s.snapshot_url;
+  setAge(c, s.snapshot_ms == null ? s.capture_ms : s.snapshot_ms);
+  c.el.querySelector('.meta').textContent = 'not live since the server started · last stored frame ' +
+    new Date(s.capture_ms).toLocaleString();
 }
 
 function remember(d) {
   for (const b of d.boxes) {
     recent.unshift({ camera: d.camera, seq: d.seq, capture_ms: d.capture_ms, label: b.label, score: b.score });
-    addOption('f-label', b.label);
   }
   recent = recent.slice(0, 300);
 }
@@ -93,6 +152,7 @@ function remember(d) {
 function renderRecent() {
   const cam = document.getElementById('f-camera').value;
   const label = document.getElementById('f-label').value;
+  for (const r of recent) addOption('f-label', r.label);
   const rows = recent.filter(r => (!cam || r.camera === cam) && (!label || r.label === label)).slice(0, 100);
   document.getElementById('recent').replaceChildren(...rows.map(r => {
     const li = document.createElement('li');
@@ -104,9 +164,12 @@ function renderRecent() {
   }));
 }
 
+let storedAt = 0;
+
 async function refreshFigures() {
   try {
     const s = await (await fetch('/api/state')).json();
+    skew = s.now_ms - Date.now();
     document.getElementById('figures').tBodies[0].replaceChildren(...s.cameras.map(c => {
       const tr = document.createElement('tr');
       tr.dataset.camera = c.camera;
@@ -118,10 +181,22 @@ async function refreshFigures() {
       return tr;
     }));
     for (const c of s.cameras) if (c.latest) show(c.latest);
+    // The server's list is complete; the stream may have skipped frames of a camera faster than this page.
+    recent = s.recent;
+    renderRecent();
     document.getElementById('lag').textContent = s.lag.partitions.length
       ? 'detector lag: ' + s.lag.total + ' frames (' + s.lag.partitions.map(([p, l]) => 'p' + p + ' ' + l).join(', ') + ')'
       : '';
-    if (s.store) refreshEvents();
+    document.getElementById('review-link').hidden = !s.store;
+    document.getElementById('logout').hidden = !s.auth;
+    if (s.store) {
+      refreshEvents();
+      if (Date.now() - storedAt > 30000) {
+        storedAt = Date.now();
+        const r = await fetch('/api/cameras');
+        if (r.ok) for (const c of await r.json()) showStored(c);
+      }
+    }
   } catch (e) { /* the stream's status says it */ }
 }
 
@@ -148,10 +223,12 @@ function connect() {
   const es = new EventSource('/api/stream');
   es.onopen = () => { conn.textContent = 'live'; conn.className = 'conn live'; };
   es.onerror = () => { conn.textContent = 'reconnecting…'; conn.className = 'conn down'; };
+  // Each message holds the newest frame of each camera that changed since the last one.
   es.addEventListener('detections', ev => {
-    const d = JSON.parse(ev.data);
-    show(d);
-    remember(d);
+    for (const d of JSON.parse(ev.data)) {
+      show(d);
+      remember(d);
+    }
     renderRecent();
   });
 }
@@ -161,3 +238,4 @@ document.getElementById('f-label').onchange = () => { renderRecent(); refreshEve
 connect();
 refreshFigures();
 setInterval(refreshFigures, 2000);
+setInterval(() => { for (const c of cameras.values()) if (c.el.dataset.captureMs) setAge(c, +c.el.dataset.captureMs); }, 1000);

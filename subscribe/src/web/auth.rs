@@ -5,11 +5,12 @@ use std::net::SocketAddr;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::Next;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{Html, IntoResponse, Redirect, Response};
 use percent_encoding::{NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::login::login_url;
 use super::{App, Error, escape};
 use crate::events::web::AuthRefused;
 
@@ -43,7 +44,12 @@ impl Token {
         }
     }
 
-    fn matches(&self, given: &[u8]) -> bool {
+    /// The token as its cookie holds it.
+    pub(super) fn cookie(&self) -> &str {
+        &self.cookie
+    }
+
+    pub(super) fn matches(&self, given: &[u8]) -> bool {
         let digest: [u8; 32] = Sha256::digest(given).into();
         digest.ct_eq(&self.digest).into()
     }
@@ -54,12 +60,19 @@ impl Token {
 /// that way is sent on to the same URL without the token, which then stays out of the address bar.
 pub(super) async fn auth(State(app): State<App>, req: Request, next: Next) -> Response {
     let Some(token) = &app.token else { return next.run(req).await };
+    if open_to_all(&req) {
+        return next.run(req).await;
+    }
     let headers = req.headers();
     let bearer = bearer(headers).is_some_and(|t| token.matches(t));
     let cookie = cookie_value(headers, TOKEN_COOKIE).is_some_and(|v| token.matches(&decoded(&v)));
     let query = query_token(req.uri().query()).is_some_and(|t| token.matches(&t));
     if !(bearer || cookie || query) {
         AuthRefused { path: req.uri().path() }.emit();
+        // A person opening a page gets the login form, which brings them back here; a script gets a 401.
+        if is_page_load(&req) {
+            return Redirect::to(&login_url(&without_token(req.uri()))).into_response();
+        }
         return (
             StatusCode::UNAUTHORIZED,
             "framewire: a valid token is needed (?token=… or Authorization: Bearer …)\n",
@@ -80,9 +93,19 @@ pub(super) async fn auth(State(app): State<App>, req: Request, next: Next) -> Re
 /// The cookie that keeps the token for the page's own requests: out of scripts' reach (`HttpOnly`), never
 /// sent along with another site's requests (`SameSite=Strict`) and, over HTTPS, never sent in clear
 /// (`Secure`; over plain HTTP a browser would refuse to keep it).
-fn session_cookie(value: &str, secure: bool) -> String {
+pub(super) fn session_cookie(value: &str, secure: bool) -> String {
     let secure = if secure { "; Secure" } else { "" };
     format!("{TOKEN_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict{secure}")
+}
+
+/// The same cookie, emptied and expired: logging out.
+pub(super) fn clear_cookie(secure: bool) -> String {
+    format!("{}; Max-Age=0", session_cookie("", secure))
+}
+
+/// What anyone may load: the login form, where it posts, and the style it is drawn with.
+fn open_to_all(req: &Request) -> bool {
+    matches!(req.uri().path(), "/login" | "/logout" | "/style.css")
 }
 
 /// The token of `Authorization: Bearer …`, as sent (the scheme's name is case-insensitive).

@@ -150,7 +150,7 @@ pub fn view(d: &Detections, has_frame: bool, now_ms: i64) -> FrameView {
 }
 
 /// Percent-encodes a path segment.
-fn percent(s: &str) -> String {
+pub(super) fn percent(s: &str) -> String {
     s.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
@@ -188,9 +188,8 @@ fn publish(app: &App, s: &mut Shared, d: &Detections, has_frame: bool, recent_ca
     while c.latencies.len() > 100 {
         c.latencies.pop_front();
     }
-    if let Ok(data) = serde_json::to_string(&v) {
-        let _ = app.tx.send(data);
-    }
+    // No browser connected is no error: the view is kept for the next one.
+    let _ = app.tx.send(std::sync::Arc::new(v.clone()));
     c.latest = Some(v);
 }
 

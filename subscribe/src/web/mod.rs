@@ -9,7 +9,10 @@
 //! - `api`: the live page's JSON, its server-sent event stream and the cached frames.
 //! - `live`: the Kafka consumers and the cache that joins each detection to its frame.
 //! - `lag`: the detectors' consumer lag, as the page shows it.
-//! - `stored`: the pages that read the store's database.
+//! - `login`: the login form for the token, and logging out.
+//! - `page`: what every server-rendered page shares (its frame, times, colours).
+//! - `stored`: one stored event and the stored snapshots; `review`: the events, filtered and paged;
+//!   `camera`: one camera's page and the cameras the store knows; `chart`: its timeline and counts, as SVG.
 //! - `error`: why the page could not be served.
 
 use std::fmt::Debug;
@@ -30,9 +33,14 @@ use tokio_util::sync::CancellationToken;
 
 mod api;
 mod auth;
+mod camera;
+mod chart;
 mod error;
 mod lag;
 mod live;
+mod login;
+mod page;
+mod review;
 mod stored;
 mod tls;
 
@@ -43,10 +51,9 @@ pub use live::{BoxView, FrameView, view};
 use crate::events::web::WebListening;
 use crate::metrics::WebMetrics;
 use crate::repo::Db;
-// The pages of `stored` answer in the same JSON and take the same filters as the live API.
-use api::{RecentQuery, json};
 use auth::Token;
 use live::Shared;
+use page::escape;
 
 const INDEX_HTML: &str = include_str!("index.html");
 const APP_JS: &str = include_str!("app.js");
@@ -101,8 +108,8 @@ pub struct WebArgs {
 #[derive(Clone)]
 struct App {
     shared: Arc<Mutex<Shared>>,
-    /// Each frame's view as JSON, to every browser's live stream.
-    tx: broadcast::Sender<String>,
+    /// Each frame's view, to every browser's live stream.
+    tx: broadcast::Sender<Arc<FrameView>>,
     /// None on a loopback address started without one: then every request is let through.
     token: Option<Token>,
     /// Served over HTTPS: the token's cookie is then marked `Secure`.
@@ -190,7 +197,7 @@ where
 
 /// Only this server's own files: the page has no inline script or style, and loads nothing from elsewhere.
 const CONTENT_SECURITY_POLICY: &str =
-    "default-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'";
+    "default-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
 
 /// Headers every answer carries, refusals and errors too: no guessing of content types (a plain-text error
 /// or an image is never run as a script), no `Referer` leaving the page (a URL may have carried the
@@ -203,11 +210,6 @@ async fn harden(mut resp: Response) -> Response {
     resp
 }
 
-/// Text made safe to put in HTML, inside elements and quoted attributes.
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
-
 fn router(app: App) -> Router {
     Router::new()
         .route("/", get(|| async { Html(INDEX_HTML) }))
@@ -216,10 +218,17 @@ fn router(app: App) -> Router {
         .route("/api/state", get(api::state))
         .route("/api/recent", get(api::recent))
         .route("/api/stream", get(api::stream))
-        .route("/api/events", get(stored::events_list))
+        .route("/login", get(login::login_page).post(login::login_post))
+        .route("/logout", axum::routing::post(login::logout))
+        .route("/review", get(review::review_page))
+        .route("/api/events", get(review::events_api))
         .route("/api/events/{id}", get(stored::event_json))
         .route("/events/{id}", get(stored::event_page))
         .route("/snapshots/{id}/{n}", get(stored::snapshot_file))
+        .route("/cameras/{camera}", get(camera::camera_page))
+        .route("/api/cameras", get(camera::cameras_api))
+        .route("/api/cameras/{camera}/counts", get(camera::counts_api))
+        .route("/stored/{camera}/{seq}", get(stored::frame_snapshot))
         .route("/frames/{camera}/{seq}", get(api::frame))
         .layer(middleware::from_fn_with_state(app.clone(), auth::auth))
         .layer(middleware::map_response(harden))

@@ -1,20 +1,22 @@
-//! The pages and API that read the store's database: the event list, one event, its snapshots.
+//! The pages and API that read the store's database: one event with its neighbours, and the stored snapshots.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use framewire_common::objects::ObjectError;
 
-use super::{App, RecentQuery, escape, json};
+use super::App;
+use super::api::json;
+use super::live::percent;
+use super::page::{escape, page, utc};
 use crate::events::web::{DbUnavailable, SnapshotUnreadable};
-use crate::query::time;
-use crate::repo::{Db, EventFilter, RepoError};
+use crate::repo::{Db, EventFilter, Page, PageKey, RepoError};
 use crate::snapshot::shown;
 use crate::track::EventRow;
 
 /// The store's database, connected on first use: 404 without `--db`, 503 while it cannot be reached. The
 /// cause goes to the log only: it may name hosts, users, tables or SQL, none of which a browser needs.
-async fn with_db<T>(app: &App, f: impl AsyncFnOnce(&mut Db) -> Result<T, RepoError>) -> Result<T, Response> {
+pub(super) async fn with_db<T>(app: &App, f: impl AsyncFnOnce(&mut Db) -> Result<T, RepoError>) -> Result<T, Response> {
     let (Some(db), Some(url)) = (&app.db, &app.db_url) else {
         return Err((StatusCode::NOT_FOUND, "no store: start subscribe web with --db\n").into_response());
     };
@@ -30,23 +32,6 @@ async fn with_db<T>(app: &App, f: impl AsyncFnOnce(&mut Db) -> Result<T, RepoErr
     f(guard.insert(conn)).await.map_err(unavailable)
 }
 
-pub(super) async fn events_list(State(app): State<App>, Query(q): Query<RecentQuery>) -> Response {
-    let limit = match q.limit(20) {
-        Ok(l) => l,
-        Err(bad) => return bad.into_response(),
-    };
-    let filter = EventFilter {
-        camera: q.camera.filter(|c| !c.is_empty()),
-        label: q.label.filter(|l| !l.is_empty()),
-        limit: limit as i64,
-        ..EventFilter::default()
-    };
-    match with_db(&app, async |db| db.events(&filter).await).await {
-        Ok(rows) => json(&rows),
-        Err(r) => r,
-    }
-}
-
 /// The event and its snapshots, best first.
 async fn event_with_snapshots(app: &App, id: &str) -> Result<(EventRow, Vec<String>), Response> {
     let found = with_db(app, async |db| {
@@ -55,7 +40,11 @@ async fn event_with_snapshots(app: &App, id: &str) -> Result<(EventRow, Vec<Stri
         Ok(Some((e, snaps)))
     })
     .await?;
-    found.ok_or_else(|| (StatusCode::NOT_FOUND, format!("no event {id}\n")).into_response())
+    found.ok_or_else(|| no_event(id))
+}
+
+fn no_event(id: &str) -> Response {
+    (StatusCode::NOT_FOUND, format!("no event {id}\n")).into_response()
 }
 
 pub(super) async fn event_json(State(app): State<App>, Path(id): Path<String>) -> Response {
@@ -68,48 +57,95 @@ pub(super) async fn event_json(State(app): State<App>, Path(id): Path<String>) -
     }
 }
 
+/// The events of the same camera just before and just after this one, for stepping through a camera's day.
+async fn neighbours(app: &App, e: &EventRow) -> Result<(Option<EventRow>, Option<EventRow>), Response> {
+    let beside =
+        |page| EventFilter { camera: Some(e.camera.clone()), page: Some(page), limit: 1, ..EventFilter::default() };
+    let (older, newer) = (beside(Page::Older(PageKey::of(e))), beside(Page::Newer(PageKey::of(e))));
+    with_db(app, async |db| Ok((db.events(&older).await?.pop(), db.events(&newer).await?.pop()))).await
+}
+
 pub(super) async fn event_page(State(app): State<App>, Path(id): Path<String>) -> Response {
     let (e, snaps) = match event_with_snapshots(&app, &id).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let (older, newer) = match neighbours(&app, &e).await {
         Ok(x) => x,
         Err(r) => return r,
     };
     let images: String = (0..snaps.len())
         .map(|i| format!("<figure><img src=\"/snapshots/{}/{i}\" alt=\"snapshot {i}\"></figure>", escape(&e.id)))
         .collect();
-    Html(format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>event {id}</title><link rel=\"stylesheet\" href=\"/style.css\"></head>
-<body class=\"event\"><header><h1><a href=\"/\">framewire</a> · event {id}</h1></header><main>
-<table class=\"facts\"><tr><th>camera</th><td>{camera}</td></tr><tr><th>label</th><td>{label}</td></tr>
-<tr><th>model</th><td>{model}</td></tr><tr><th>start</th><td>{start} (seq {sseq})</td></tr>
-<tr><th>end</th><td>{end} (seq {eseq}){open}</td></tr><tr><th>duration</th><td>{dur:.1} s, {frames} frames</td></tr>
-<tr><th>peak score</th><td>{peak:.2}</td></tr></table>
-<section class=\"snapshots\">{images}</section></main></body></html>",
+    let step = |id: &str, rel: &str, to: &Option<EventRow>, text: &str| match to {
+        Some(t) => format!(
+            "<a id=\"{id}\" rel=\"{rel}\" href=\"/events/{}\">{text} ({})</a>",
+            escape(&t.id),
+            escape(&utc(t.start_ms))
+        ),
+        None => String::new(),
+    };
+    let main = format!(
+        "<h2>{label} on <a href=\"/cameras/{cam_url}\">{camera}</a></h2>
+<nav class=\"steps\" aria-label=\"this camera's events\">{prev}{next}</nav>
+<table class=\"facts\"><tr><th>event</th><td>{id}</td></tr><tr><th>camera</th><td>{camera}</td></tr>
+<tr><th>label</th><td>{label}</td></tr><tr><th>model</th><td>{model}</td></tr>
+<tr><th>start</th><td>{start} (seq {sseq})</td></tr><tr><th>end</th><td>{end} (seq {eseq}){open}</td></tr>
+<tr><th>duration</th><td>{dur:.1} s, {frames} frames</td></tr><tr><th>peak score</th><td>{peak:.2}</td></tr></table>
+<section class=\"snapshots\">{images}</section>",
+        prev = step("prev-event", "prev", &older, "← older"),
+        next = step("next-event", "next", &newer, "newer →"),
         id = escape(&e.id),
+        cam_url = escape(&percent(&e.camera)),
         camera = escape(&e.camera),
         label = escape(&e.label),
         model = escape(&e.model),
-        start = time(e.start_ms),
+        start = utc(e.start_ms),
         sseq = e.start_seq,
-        end = time(e.end_ms),
+        end = utc(e.end_ms),
         eseq = e.end_seq,
         open = if e.open { ", still open" } else { "" },
         dur = e.duration_ms() as f64 / 1000.0,
         frames = e.frames,
         peak = e.peak_score,
         images = if images.is_empty() { "<p>No snapshots.</p>".to_string() } else { images },
-    ))
-    .into_response()
+    );
+    page(&format!("event {id}"), "event", &main, app.token.is_some()).into_response()
 }
 
 pub(super) async fn snapshot_file(State(app): State<App>, Path((id, n)): Path<(String, usize)>) -> Response {
-    let (_, snaps) = match event_with_snapshots(&app, &id).await {
-        Ok(x) => x,
-        Err(r) => return r,
+    // The best snapshot, which the review page shows for most events, is named by the event itself.
+    let best = with_db(&app, async |db| Ok(db.event(&id).await?.map(|e| e.best_snapshot))).await;
+    let path = match (n, best) {
+        (_, Err(r)) => return r,
+        (_, Ok(None)) => return no_event(&id),
+        (0, Ok(Some(Some(best)))) => best,
+        _ => match event_with_snapshots(&app, &id).await {
+            Ok((_, snaps)) => match snaps.into_iter().nth(n) {
+                Some(p) => p,
+                None => return StatusCode::NOT_FOUND.into_response(),
+            },
+            Err(r) => return r,
+        },
     };
-    let Some(path) = snaps.get(n) else { return StatusCode::NOT_FOUND.into_response() };
-    // A file path or an object's URL, whichever the store recorded.
+    serve_snapshot(&app, &path).await
+}
+
+/// The snapshot of a stored frame: the camera's latest picture when it is not live.
+pub(super) async fn frame_snapshot(State(app): State<App>, Path((camera, seq)): Path<(String, i64)>) -> Response {
+    match with_db(&app, async |db| db.frame_snapshot(&camera, seq).await).await {
+        Ok(Some(path)) => serve_snapshot(&app, &path).await,
+        Ok(None) => (StatusCode::NOT_FOUND, "no snapshot of that frame\n").into_response(),
+        Err(r) => r,
+    }
+}
+
+/// A snapshot, from a file path or an object's URL, whichever the store recorded. Snapshots never change
+/// (a new one gets a new name), so the browser may keep them.
+async fn serve_snapshot(app: &App, path: &str) -> Response {
     match app.objects.read(path).await {
-        Ok(b) => ([(header::CONTENT_TYPE, "image/jpeg")], b).into_response(),
+        Ok(b) => ([(header::CONTENT_TYPE, "image/jpeg"), (header::CACHE_CONTROL, "private, max-age=86400")], b)
+            .into_response(),
         // Where snapshots are kept is the server's business, not the browser's.
         Err(error) => {
             SnapshotUnreadable { path, error: &shown(&error) }.emit();
