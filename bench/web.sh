@@ -30,7 +30,7 @@ if [ -e "$DB" ]; then
 else
     log "filling $DB with about $BOXES boxes"
     "$BIN/examples/fill_store" --db "sqlite://$DB" --boxes "$BOXES" >"$WORK/fill.out"
-    tail -n 1 "$WORK/fill.out" >"$FILL"
+    summary_json fill_store "$WORK/fill.out" >"$FILL"
 fi
 
 start_broker
@@ -38,8 +38,7 @@ port="$(free_port)"
 URL="http://127.0.0.1:$port"
 "$BIN/subscribe" web --db "sqlite://$DB" --listen "127.0.0.1:$port" >"$WORK/web.log" 2>&1 &
 PIDS+=($!)
-for _ in $(seq 300); do curl -sf -o /dev/null "$URL/style.css" && break; sleep 0.1; done
-curl -sf -o /dev/null "$URL/style.css" || die "subscribe web did not answer on $URL: $(tail -n 5 "$WORK/web.log")"
+await_listen subscribe "${PIDS[-1]}" "$port" "$WORK/web.log" || die "subscribe web did not start"
 
 # page_facts PATH: the href of the page's a#older (empty on the last page) and the first listed event's id,
 # one a line.

@@ -140,10 +140,15 @@ SCHEME=http
 [ -z "${FRAMEWIRE_WEB_TLS_CERT:-}" ] || SCHEME=https
 URL="$SCHEME://$LISTEN"
 # --insecure: this only asks whether the server answers; the certificate is the browser's to check.
-PROBE=(curl -fsS -o /dev/null --max-time 2 --insecure)
-[ -z "${FRAMEWIRE_WEB_TOKEN:-}" ] || PROBE+=(-H "Authorization: Bearer $FRAMEWIRE_WEB_TOKEN")
+# The token's header comes from a pipe made anew for each try, not an argument: a command line is readable by
+# every local user (ps).
+probe() {
+    curl -fsS -o /dev/null --max-time 2 --insecure -H @<(
+        [ -z "${FRAMEWIRE_WEB_TOKEN:-}" ] || printf 'Authorization: Bearer %s\n' "$FRAMEWIRE_WEB_TOKEN"
+    ) "$1"
+}
 deadline=$((SECONDS + 60))
-until "${PROBE[@]}" "$URL/api/state" 2>/dev/null; do
+until probe "$URL/api/state" 2>/dev/null; do
     check_alive
     [ "$SECONDS" -lt "$deadline" ] || die "the web view did not answer at $URL within 60 s: $(log_tail "$DIR/web.log")"
     sleep 0.2

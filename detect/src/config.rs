@@ -1,7 +1,7 @@
 //! The `detect` command line: every flag (each also an environment variable) and its parsers.
 
 use std::path::PathBuf;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use framewire_common::kafka::KafkaArgs;
 use framewire_common::metrics::MetricsArgs;
@@ -171,11 +171,7 @@ impl Config {
 }
 
 fn parse_timestamp(s: &str) -> std::result::Result<i64, String> {
-    if let Ok(ms) = s.parse::<i64>() {
-        return Ok(ms);
-    }
-    let t = humantime::parse_rfc3339_weak(s).map_err(|e| format!("{s:?}: {e} (use RFC 3339 or Unix milliseconds)"))?;
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).map_err(|_| format!("{s:?} is before 1970"))
+    framewire_common::time::parse_ms(s)
 }
 
 fn parse_class_conf(s: &str) -> std::result::Result<(String, f32), String> {

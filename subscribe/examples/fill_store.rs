@@ -277,18 +277,24 @@ async fn main() -> anyhow::Result<()> {
         "wrote {} frames, {} boxes, {} events ({} with a snapshot) in {} transactions, {seconds:.0} s",
         totals.frames, totals.boxes, totals.events, totals.snapshots, totals.transactions
     );
-    let summary = serde_json::json!({
-        "db": args.db,
-        "cameras": args.cameras,
-        "frames": totals.frames,
-        "boxes": totals.boxes,
-        "events": totals.events,
-        "snapshots": totals.snapshots,
-        "transactions": totals.transactions,
-        "from_ms": start_ms,
-        "to_ms": end_ms,
-        "seconds": seconds,
-    });
+    // `summary` first, as every framewire summary line: scripts find it with `summary_json fill_store`.
+    let summary = format!(
+        "{{\"summary\":\"fill_store\",{}",
+        serde_json::json!({
+            "db": args.db,
+            "cameras": args.cameras,
+            "frames": totals.frames,
+            "boxes": totals.boxes,
+            "events": totals.events,
+            "snapshots": totals.snapshots,
+            "transactions": totals.transactions,
+            "from_ms": start_ms,
+            "to_ms": end_ms,
+            "seconds": seconds,
+        })
+        .to_string()
+        .trim_start_matches('{')
+    );
     println!("{summary}");
     Ok(())
 }

@@ -113,7 +113,7 @@ pub enum QueryError {
 
 /// A time as RFC 3339 with milliseconds (UTC).
 pub fn time(ms: i64) -> String {
-    humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)).to_string()
+    framewire_common::time::rfc3339_ms(ms)
 }
 
 /// Prints the matching detections or events; returns how many.

@@ -158,9 +158,7 @@ fn kind(v: &Value) -> &'static str {
 
 /// `2024-05-10T12:00:00.123Z` (S3, MinIO) or `2021-11-12T00:00:00Z` (EventBridge) as Unix ms.
 fn time_ms(s: &str) -> Option<i64> {
-    let t = humantime::parse_rfc3339_weak(s).ok()?;
-    let d = t.duration_since(std::time::UNIX_EPOCH).ok()?;
-    i64::try_from(d.as_millis()).ok()
+    framewire_common::time::parse_ms(s).ok()
 }
 
 /// Undoes form encoding (Go's `url.QueryEscape`, which MinIO uses, and S3's own): `+` is a space, `%XX` a

@@ -10,7 +10,7 @@
 //! without it and its body says why. An event with no snapshot at all (its label not in
 //! `--snapshot-classes`, snapshots off, or saving it failed) is mailed at once without one.
 
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use framewire_common::objects::Objects;
 use lettre::Message;
@@ -138,7 +138,7 @@ fn body(job: &EmailJob, snapshot: &Snapshot) -> String {
 
 /// ISO 8601 in UTC, to the millisecond.
 fn utc(ms: i64) -> String {
-    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)).to_string()
+    framewire_common::time::rfc3339_ms(ms)
 }
 
 /// `X-Framewire-Alert-Id`: the alert's id, the same on every attempt.

@@ -145,10 +145,12 @@ pub(super) async fn camera_page(State(app): State<App>, Path(camera): Path<Strin
         })
     };
     let history = if app.db.is_some() { Some(history(&app, &camera).await) } else { None };
-    let history = match history {
-        Some(Ok(h)) => Some(h),
-        Some(Err(r)) => return r,
-        None => None,
+    // With the store down, what is live is still shown; without anything live the store's answer is the page.
+    let (history, store_down) = match history {
+        Some(Ok(h)) => (Some(h), false),
+        Some(Err(r)) if live.is_none() => return r,
+        Some(Err(_)) => (None, true),
+        None => (None, false),
     };
     let stored = history.as_ref().and_then(|h| h.stored.as_ref());
     if live.is_none() && stored.is_none() {
@@ -212,6 +214,7 @@ pub(super) async fn camera_page(State(app): State<App>, Path(camera): Path<Strin
                 table = counts_table(&h.grid),
             );
         }
+        None if store_down => main.push_str("<p class=\"hint\">The store's database is unavailable: no history.</p>"),
         None => main.push_str("<p class=\"hint\">Start the web view with --db for this camera's history.</p>"),
     }
     page(&camera, "camera-page", &main, app.token.is_some()).into_response()

@@ -20,9 +20,11 @@ pub(super) struct NextQuery {
 }
 
 /// Where to go after logging in: a path on this server, never `//host/…` or a full URL, which would make the
-/// form a way to send people elsewhere.
+/// form a way to send people elsewhere. Only visible ASCII: browsers drop tabs and line breaks from a URL,
+/// so `/<tab>/host` would become `//host`; and no backslash, which they read as a slash.
 pub(super) fn local_path(next: &str) -> &str {
-    let ok = next.starts_with('/') && !next.starts_with("//") && !next.starts_with("/\\");
+    let visible = next.bytes().all(|b| b.is_ascii_graphic() && b != b'\\');
+    let ok = visible && next.starts_with('/') && !next.starts_with("//");
     if ok { next } else { "/" }
 }
 
@@ -88,7 +90,9 @@ mod tests {
     #[test]
     fn logging_in_only_leads_to_this_server() {
         assert_eq!(local_path("/review?camera=a"), "/review?camera=a");
-        for away in ["//evil.example/", "/\\evil.example", "https://evil.example/", "", "review"] {
+        for away in
+            ["//evil.example/", "/\\evil.example", "https://evil.example/", "", "review", "/\t/evil.example", "/\n"]
+        {
             assert_eq!(local_path(away), "/", "{away}");
         }
         assert_eq!(login_url("/review?camera=a&label=b"), "/login?next=%2Freview%3Fcamera%3Da%26label%3Db");

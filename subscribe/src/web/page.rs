@@ -1,9 +1,8 @@
 //! What every server-rendered page shares: the document around its content, its header and navigation, and
 //! the way it writes times and colours.
 
-use std::time::{Duration, UNIX_EPOCH};
-
 use axum::response::Html;
+use framewire_common::time::rfc3339_ms;
 
 /// Text made safe to put in HTML, inside elements and quoted attributes.
 pub(super) fn escape(s: &str) -> String {
@@ -30,24 +29,21 @@ pub(super) fn page(title: &str, class: &str, main: &str, logout: bool) -> Html<S
 /// A Unix time in ms as `2026-12-06 19:45:01 UTC`: the pages are rendered by the server, which does not know
 /// the reader's time zone, so they say which one they use.
 pub(super) fn utc(ms: i64) -> String {
-    let t = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)).to_string();
-    format!("{} UTC", t.trim_end_matches('Z').replace('T', " "))
+    let t = rfc3339_ms(ms);
+    format!("{} UTC", t.get(..19).unwrap_or_default().replace('T', " "))
 }
 
 /// A Unix time in ms as an `<input type="datetime-local">` value (`2026-12-06T19:45`), in UTC.
 pub(super) fn datetime_local(ms: i64) -> String {
-    let t = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)).to_string();
-    t.get(..16).unwrap_or_default().to_string()
+    rfc3339_ms(ms).get(..16).unwrap_or_default().to_string()
 }
 
-/// A time as a form or a URL gives it: a `datetime-local` value (UTC, with or without seconds) or Unix ms.
+/// A time as a form or a URL gives it: a `datetime-local` value (UTC, with or without seconds), RFC 3339 or
+/// Unix ms.
 pub(super) fn parse_time(s: &str) -> Option<i64> {
-    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
-        return s.parse().ok();
-    }
+    // A `datetime-local` value leaves the seconds out.
     let full = if s.len() == 16 { format!("{s}:00") } else { s.to_string() };
-    let t = humantime::parse_rfc3339_weak(&full).ok()?;
-    i64::try_from(t.duration_since(UNIX_EPOCH).ok()?.as_millis()).ok()
+    framewire_common::time::parse_ms(&full).ok()
 }
 
 /// How long ago, in words: `just now`, `12 s ago`, `3 min ago`, `2 h ago`, `4 days ago`.

@@ -114,12 +114,21 @@ pub(super) async fn event_page(State(app): State<App>, Path(id): Path<String>) -
 }
 
 pub(super) async fn snapshot_file(State(app): State<App>, Path((id, n)): Path<(String, usize)>) -> Response {
-    // The best snapshot, which the review page shows for most events, is named by the event itself.
-    let best = with_db(&app, async |db| Ok(db.event(&id).await?.map(|e| e.best_snapshot))).await;
-    let path = match (n, best) {
+    // The first, which the review page shows for every event, is the best snapshot, or the first of the
+    // frames the event spans: one look-up, not the list of all.
+    let first = with_db(&app, async |db| {
+        let Some(e) = db.event(&id).await? else { return Ok(None) };
+        match e.best_snapshot.clone() {
+            Some(best) => Ok(Some(Some(best))),
+            None => Ok(Some(db.first_snapshot(&e).await?)),
+        }
+    })
+    .await;
+    let path = match (n, first) {
         (_, Err(r)) => return r,
         (_, Ok(None)) => return no_event(&id),
-        (0, Ok(Some(Some(best)))) => best,
+        (0, Ok(Some(Some(first)))) => first,
+        (0, Ok(Some(None))) => return StatusCode::NOT_FOUND.into_response(),
         _ => match event_with_snapshots(&app, &id).await {
             Ok((_, snaps)) => match snaps.into_iter().nth(n) {
                 Some(p) => p,
@@ -128,24 +137,24 @@ pub(super) async fn snapshot_file(State(app): State<App>, Path((id, n)): Path<(S
             Err(r) => return r,
         },
     };
-    serve_snapshot(&app, &path).await
+    // An open event's best snapshot changes as a better one comes, and its list grows: asked again each time.
+    serve_snapshot(&app, &path, "no-cache").await
 }
 
 /// The snapshot of a stored frame: the camera's latest picture when it is not live.
 pub(super) async fn frame_snapshot(State(app): State<App>, Path((camera, seq)): Path<(String, i64)>) -> Response {
     match with_db(&app, async |db| db.frame_snapshot(&camera, seq).await).await {
-        Ok(Some(path)) => serve_snapshot(&app, &path).await,
+        // A frame's snapshot is written once: the browser may keep it.
+        Ok(Some(path)) => serve_snapshot(&app, &path, "private, max-age=86400").await,
         Ok(None) => (StatusCode::NOT_FOUND, "no snapshot of that frame\n").into_response(),
         Err(r) => r,
     }
 }
 
-/// A snapshot, from a file path or an object's URL, whichever the store recorded. Snapshots never change
-/// (a new one gets a new name), so the browser may keep them.
-async fn serve_snapshot(app: &App, path: &str) -> Response {
+/// A snapshot, from a file path or an object's URL, whichever the store recorded.
+async fn serve_snapshot(app: &App, path: &str, cache: &'static str) -> Response {
     match app.objects.read(path).await {
-        Ok(b) => ([(header::CONTENT_TYPE, "image/jpeg"), (header::CACHE_CONTROL, "private, max-age=86400")], b)
-            .into_response(),
+        Ok(b) => ([(header::CONTENT_TYPE, "image/jpeg"), (header::CACHE_CONTROL, cache)], b).into_response(),
         // Where snapshots are kept is the server's business, not the browser's.
         Err(error) => {
             SnapshotUnreadable { path, error: &shown(&error) }.emit();
