@@ -28,7 +28,11 @@ impl Backoff {
     pub fn jittered(min: Duration, max: Duration) -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let seed = u64::from(std::process::id()).rotate_left(32) ^ crate::time::now_us() as u64 ^ n;
+        // The counter spread over all 64 bits: XORed in as it is, loop n at time t and loop n+1 at t±1 µs would
+        // get the same seed, and retry in lock-step.
+        let seed = u64::from(std::process::id()).rotate_left(32)
+            ^ crate::time::now_us() as u64
+            ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
         Self::new(min, max, seed)
     }
 
