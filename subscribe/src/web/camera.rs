@@ -89,7 +89,7 @@ pub(super) async fn counts_api(
 
 async fn grid(app: &App, camera: &str, hours: usize) -> Result<HourGrid, Response> {
     let now = now_ms();
-    let start = HourGrid::new(&[], now, hours).start_ms();
+    let start = HourGrid::window_start(now, hours);
     let counts = with_db(app, async |db| db.event_counts(camera, start).await).await?;
     Ok(HourGrid::new(&counts, now, hours))
 }
@@ -109,7 +109,7 @@ async fn history(app: &App, camera: &str) -> Result<History, Response> {
         limit: TIMELINE_EVENTS,
         ..EventFilter::default()
     };
-    let start = HourGrid::new(&[], now, 24).start_ms();
+    let start = HourGrid::window_start(now, 24);
     let (stored, events, counts) = with_db(app, async |db| {
         Ok((db.stored_camera(camera).await?, db.events(&filter).await?, db.event_counts(camera, start).await?))
     })

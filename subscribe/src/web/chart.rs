@@ -24,10 +24,15 @@ pub(super) struct HourGrid {
 }
 
 impl HourGrid {
+    /// The start of the window of the `hours` whole hours up to and including the one `now_ms` is in: what
+    /// the store is asked for before the grid is made.
+    pub(super) fn window_start(now_ms: i64, hours: usize) -> i64 {
+        now_ms.div_euclid(HOUR_MS) * HOUR_MS - (hours as i64 - 1) * HOUR_MS
+    }
+
     /// The `hours` whole hours up to and including the one `now_ms` is in.
     pub(super) fn new(counts: &[HourCount], now_ms: i64, hours: usize) -> HourGrid {
-        let last = now_ms.div_euclid(HOUR_MS) * HOUR_MS;
-        let first = last - (hours as i64 - 1) * HOUR_MS;
+        let first = Self::window_start(now_ms, hours);
         let hours_v: Vec<i64> = (0..hours as i64).map(|i| first + i * HOUR_MS).collect();
         let mut labels: BTreeMap<String, Vec<i64>> = BTreeMap::new();
         for c in counts {
@@ -39,11 +44,6 @@ impl HourGrid {
             }
         }
         HourGrid { hours: hours_v, labels }
-    }
-
-    /// The start of the window, Unix ms.
-    pub(super) fn start_ms(&self) -> i64 {
-        self.hours.first().copied().unwrap_or_default()
     }
 
     fn total(&self, i: usize) -> i64 {

@@ -115,27 +115,22 @@ pub(super) async fn event_page(State(app): State<App>, Path(id): Path<String>) -
 
 pub(super) async fn snapshot_file(State(app): State<App>, Path((id, n)): Path<(String, usize)>) -> Response {
     // The first, which the review page shows for every event, is the best snapshot, or the first of the
-    // frames the event spans: one look-up, not the list of all.
-    let first = with_db(&app, async |db| {
+    // frames the event spans: one look-up, not the list of all. The event is read once either way.
+    let found = with_db(&app, async |db| {
         let Some(e) = db.event(&id).await? else { return Ok(None) };
-        match e.best_snapshot.clone() {
-            Some(best) => Ok(Some(Some(best))),
-            None => Ok(Some(db.first_snapshot(&e).await?)),
-        }
+        let path = match (n, e.best_snapshot.clone()) {
+            (0, Some(best)) => Some(best),
+            (0, None) => db.first_snapshot(&e).await?,
+            _ => db.event_snapshots(&e).await?.into_iter().nth(n),
+        };
+        Ok(Some(path))
     })
     .await;
-    let path = match (n, first) {
-        (_, Err(r)) => return r,
-        (_, Ok(None)) => return no_event(&id),
-        (0, Ok(Some(Some(first)))) => first,
-        (0, Ok(Some(None))) => return StatusCode::NOT_FOUND.into_response(),
-        _ => match event_with_snapshots(&app, &id).await {
-            Ok((_, snaps)) => match snaps.into_iter().nth(n) {
-                Some(p) => p,
-                None => return StatusCode::NOT_FOUND.into_response(),
-            },
-            Err(r) => return r,
-        },
+    let path = match found {
+        Err(r) => return r,
+        Ok(None) => return no_event(&id),
+        Ok(Some(None)) => return StatusCode::NOT_FOUND.into_response(),
+        Ok(Some(Some(path))) => path,
     };
     // An open event's best snapshot changes as a better one comes, and its list grows: asked again each time.
     serve_snapshot(&app, &path, "no-cache").await
