@@ -1,5 +1,5 @@
 # framewire: the two set-up commands are `make demo` and `make test`. Both install what is missing first.
-.PHONY: demo demo-live test test-quick setup broker broker-stop bench bench-ingest bench-detect bench-pipeline bench-web
+.PHONY: demo demo-live test test-quick setup broker broker-stop bench bench-ingest bench-detect bench-pipeline bench-web bench-motion bench-overload
 
 demo:
 	scripts/demo.sh
@@ -24,7 +24,7 @@ broker:
 broker-stop:
 	scripts/broker.sh stop
 
-bench: bench-ingest bench-detect bench-pipeline bench-web
+bench: bench-ingest bench-detect bench-pipeline bench-motion bench-overload bench-web
 
 bench-ingest:
 	bench/ingest.sh
@@ -34,6 +34,12 @@ bench-detect:
 
 bench-pipeline:
 	bench/pipeline.sh
+
+bench-motion:
+	bench/motion.sh
+
+bench-overload:
+	bench/overload.sh
 
 bench-web:
 	bench/web.sh

@@ -23,3 +23,14 @@ start_broker() {
     PIDS+=("$TANSU_PID")
     export FRAMEWIRE_BROKERS="127.0.0.1:$port"
 }
+
+# build_pipeline: installs what is missing, builds ingest, detect and subscribe in release, and sets BIN
+# (where they are, for the benchmark that sources this) and ORT_DYLIB_PATH.
+build_pipeline() {
+    "$ROOT/scripts/setup.sh" >/dev/null
+    log "building release binaries"
+    cargo build --release --quiet -p framewire-ingest -p framewire-detect -p framewire-subscribe --bins
+    # shellcheck disable=SC2034
+    BIN="$ROOT/target/release"
+    export ORT_DYLIB_PATH="${ORT_DYLIB_PATH:-$CACHE/onnxruntime/libonnxruntime.so}"
+}

@@ -2,7 +2,8 @@
 # The whole pipeline on a live camera, for latency and memory: a real RTSP camera (GStreamer's test server,
 # 640x360 at 25 fps) -> ingest --fps 10 -> detect (1 thread) -> subscribe tail, all on this machine, for
 # DURATION seconds (default 150, at least 120). Reports:
-#   - latency from capture to the subscriber (p50/p99), with the model's own inference time beside it;
+#   - latency from capture to the subscriber (p50/p99), with the model's own inference time beside it, the
+#     goals (p50 <= inference p50 + 30 ms, p99 <= inference p99 + 60 ms) and the same latency by stage;
 #   - each binary's resident memory, sampled every 5 s: peak, and the last minute against the first minute
 #     after warm-up (a leak shows as growth; flat is ~1.00x).
 #   bench/pipeline.sh ; env DURATION
@@ -12,11 +13,7 @@ DURATION="${DURATION:-150}"
 [ "$DURATION" -ge 120 ] || die "DURATION must be at least 120 s"
 MODEL="$CACHE/models/ssdlite_mobilenet_v2_coco.onnx"
 
-"$ROOT/scripts/setup.sh" >/dev/null
-log "building release binaries"
-cargo build --release --quiet -p framewire-ingest -p framewire-detect -p framewire-subscribe --bins
-BIN="$ROOT/target/release"
-export ORT_DYLIB_PATH="${ORT_DYLIB_PATH:-$CACHE/onnxruntime/libonnxruntime.so}"
+build_pipeline
 
 start_broker
 
@@ -61,10 +58,25 @@ mem() {
         $1 > d - 60 { b += $c; nb++ }
         END { printf "%.1f | %.1f | %.2fx", peak / 1024, (b / nb) / 1024, (b / nb) / (a / na) }' "$WORK/rss"
 }
+# stage_table: the tail's per-stage p50/p99, in pipeline order, as table rows.
+stage_table() {
+    jq -r '.stages[] | "| \(.stage) | \(.p50_ms * 10 | round / 10) | \(.p99_ms * 10 | round / 10) |"' <<<"$SUMMARY"
+}
+GOAL50=$(awk -v i="$INF" 'BEGIN { printf "%.1f", i + 30 }')
+INF99=$(jq -r '.stages[] | select(.stage == "inference") | .p99_ms' <<<"$SUMMARY" | awk '{ printf "%.1f", $1 }')
+GOAL99=$(awk -v i="$INF99" 'BEGIN { printf "%.1f", i + 60 }')
+verdict() { awk -v v="$1" -v g="$2" 'BEGIN { print (v != "" && v <= g) ? "met" : "NOT met" }'; }
 cat <<REPORT
 
 pipeline benchmark ($(nproc) cores, RTSP camera 640x360@25 -> ingest --fps 10 -> detect --threads 1 -> tail, ${DURATION} s, $FRAMES_DONE frames)
-| latency, capture -> subscriber | p50 ${P50} ms | p99 ${P99} ms | model inference p50 ${INF} ms |
+| latency, capture -> subscriber | p50 ${P50} ms | p99 ${P99} ms | model inference p50 ${INF} ms, p99 ${INF99} ms |
+| goal: p50 <= inference p50 + 30 ms | ${GOAL50} ms | $(verdict "$P50" "$GOAL50") |
+| goal: p99 <= inference p99 + 60 ms | ${GOAL99} ms | $(verdict "$P99" "$GOAL99") |
+
+| stage (ms; see proto/src/stages.rs) | p50 | p99 |
+|-------------------------------------|-----|-----|
+$(stage_table)
+
 | binary    | peak RSS MiB | last-minute RSS MiB | last minute vs minute 1 (flat = 1.00x) |
 |-----------|--------------|---------------------|-----------------------------------------|
 | ingest    | $(mem 2) |

@@ -8,7 +8,9 @@
 # consumer resuming from a committed offset mid-batch silently loses the rest of that batch, and its
 # ListOffsets answers "latest" with the last batch's base offset + 1 and "by time" with the time each batch
 # was written. The patch makes all three answer as Apache Kafka does (memory storage; the SQLite storage
-# already stores and fetches record by record).
+# already stores and fetches record by record). It also makes a fetch answer as soon as records are there:
+# tansu 0.6.0 (and its main branch as of 2026-12) sleeps out the consumer's whole fetch.wait.max.ms after
+# every read, which added that wait to every Kafka hop of a live frame.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 TANSU_VERSION=0.6.0

@@ -115,6 +115,21 @@ pub fn histogram(registry: &Registry, name: &str, help: &str, buckets: Vec<f64>)
     )
 }
 
+/// A registered histogram with one label and the given buckets.
+pub fn histogram_vec(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    label: &str,
+    buckets: Vec<f64>,
+) -> prometheus::HistogramVec {
+    register(
+        registry,
+        prometheus::HistogramVec::new(prometheus::HistogramOpts::new(name, help).buckets(buckets), &[label])
+            .unwrap_or_else(|e| panic!("{name}: {e}")),
+    )
+}
+
 /// The registry in Prometheus text format.
 pub fn render(registry: &Registry) -> Vec<u8> {
     let mut out = Vec::new();

@@ -82,9 +82,23 @@ pub struct Config {
     #[arg(long, env = "FRAMEWIRE_MAX_BATCH_WAIT", default_value = "5ms", value_parser = humantime::parse_duration)]
     pub max_batch_wait: Duration,
 
-    /// ONNX Runtime intra-op threads.
+    /// ONNX Runtime intra-op threads of each worker's model session.
     #[arg(long, env = "FRAMEWIRE_THREADS", default_value_t = 1)]
     pub threads: usize,
+
+    /// Model sessions run side by side in this process, each with --threads threads and its own
+    /// preprocessing. A camera's frames always go to the same worker, so its results stay in
+    /// order. With one thread each, N workers scale like N replicas (bench/detect.sh measures both).
+    #[arg(long, env = "FRAMEWIRE_WORKERS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub workers: u32,
+
+    /// Fresh results under overload: a frame whose result would be older than this (from its capture
+    /// time, counting the recent time of a model call) is not run through the model; it gets a Detections
+    /// marked as skipped (stale), so every frame still has a record, in order. Cameras take turns: a fresh
+    /// frame may give way to a camera run less recently whose frames are going stale. Off by default:
+    /// every frame is run, in order, however far behind detect falls.
+    #[arg(long, env = "FRAMEWIRE_MAX_FRAME_AGE", value_parser = parse_max_age)]
+    pub max_frame_age: Option<Duration>,
 
     /// Topic to read Frames from.
     #[arg(long, env = "FRAMEWIRE_FRAMES_TOPIC", default_value = names::TOPIC_FRAMES)]
@@ -170,6 +184,14 @@ impl Config {
     }
 }
 
+fn parse_max_age(s: &str) -> std::result::Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e}"))?;
+    if d.is_zero() {
+        return Err(format!("{s:?}: a maximum age of zero would skip every frame"));
+    }
+    Ok(d)
+}
+
 fn parse_timestamp(s: &str) -> std::result::Result<i64, String> {
     framewire_common::time::parse_ms(s)
 }
@@ -201,6 +223,18 @@ mod tests {
         assert_eq!(parse_class_conf(" person = 0.6"), Ok(("person".into(), 0.6)));
         assert!(parse_class_conf("person").unwrap_err().contains("CLASS=SCORE"));
         assert!(parse_class_conf("person=1.5").unwrap_err().contains("between 0 and 1"));
+    }
+
+    #[test]
+    fn workers_and_the_maximum_age_are_optional_and_checked() {
+        let c = Config::try_parse_from(["detect", "--model", "m.onnx"]).unwrap();
+        assert_eq!((c.workers, c.max_frame_age), (1, None));
+        let c =
+            Config::try_parse_from(["detect", "--model", "m.onnx", "--workers", "2", "--max-frame-age", "1s"]).unwrap();
+        assert_eq!((c.workers, c.max_frame_age), (2, Some(Duration::from_secs(1))));
+        assert!(Config::try_parse_from(["detect", "--model", "m.onnx", "--workers", "0"]).is_err());
+        assert!(Config::try_parse_from(["detect", "--model", "m.onnx", "--max-frame-age", "0s"]).is_err());
+        assert!(Config::try_parse_from(["detect", "--model", "m.onnx", "--max-frame-age", "soon"]).is_err());
     }
 
     #[test]

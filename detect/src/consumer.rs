@@ -21,11 +21,13 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use framewire_common::failure::{self, Verdict};
+use framewire_common::time::now_us;
 
 use crate::events::{
     ConsumerErrored, FrameConsumed, InputPaused, InputResumed, OffsetCommitFailed, PartitionsAssigned,
     PartitionsRevoked, RebalanceFailed, ReplayStarted,
 };
+use crate::lanes::Dispatch;
 use crate::offsets::OffsetTracker;
 use crate::stages::Job;
 use crate::{Error, Result, metrics};
@@ -215,12 +217,15 @@ pub fn commit_sync<C: ConsumerContext>(consumer: &impl Consumer<C>) {
 
 /// How long one poll waits for a message. It bounds how soon the loop sees shutdown and freed room.
 const POLL: Duration = Duration::from_millis(50);
+/// The same while frames are held back for a full lane (`--workers`): they go in soon after it has room.
+const POLL_HOLDING: Duration = Duration::from_millis(5);
 
 /// What the poll loop needs.
 pub(crate) struct Intake {
     pub consumer: Arc<BaseConsumer<GroupContext>>,
     pub tracker: Arc<Mutex<OffsetTracker>>,
-    pub jobs: mpsc::Sender<Job>,
+    /// The input of each lane (`--workers`); a partition's frames all go to the same one.
+    pub lanes: Vec<mpsc::Sender<Job>>,
     /// One permit per frame consumed and not yet acknowledged (result or dead letter delivered): the
     /// bound on what detect holds in memory.
     pub capacity: Arc<Semaphore>,
@@ -240,15 +245,28 @@ pub(crate) struct Intake {
 /// fast as frames arrive, or not at all), the assigned partitions are paused: librdkafka drops what it
 /// prefetched for them and, on resume, fetches again from the first message not taken. Polling goes on
 /// meanwhile, so rebalances are served and the group does not evict this member for not polling.
-pub(crate) fn consume(i: Intake) -> Result<()> {
+///
+/// With several lanes, frames of a lane that is full are held back while the consumer reads on for the
+/// others, and a partition with too many held is paused until they have gone in (see [`crate::lanes`]).
+pub(crate) fn consume(mut i: Intake) -> Result<()> {
+    let mut dispatch = Dispatch::new(std::mem::take(&mut i.lanes));
     let mut missing_since: Option<Instant> = None;
     let mut last_error: Option<(String, Instant)> = None;
     while !i.stop.is_cancelled() {
+        if dispatch.holding() {
+            let tracker = i.tracker.clone();
+            let current = move |t: &crate::offsets::Ticket| tracker.lock().is_ok_and(|tr| tr.is_current(t));
+            let Ok(resume) = dispatch.release(current) else { return Ok(()) };
+            // While the whole input is paused, its resume takes these along.
+            if !resume.is_empty() && !i.paused.load(Ordering::SeqCst) {
+                pause_partitions(&i, &resume, false);
+            }
+        }
         let full = i.capacity.available_permits() == 0;
         if full != i.paused.load(Ordering::SeqCst) {
-            set_paused(&i, full);
+            set_paused(&i, full, &dispatch);
         }
-        let Some(polled) = i.consumer.poll(POLL) else {
+        let Some(polled) = i.consumer.poll(if dispatch.holding() { POLL_HOLDING } else { POLL }) else {
             if let Some(since) = missing_since {
                 missing_since = check_missing(&i, since)?;
             }
@@ -277,6 +295,7 @@ pub(crate) fn consume(i: Intake) -> Result<()> {
             }
         };
         missing_since = None;
+        let consumed_us = now_us();
         let permit = match i.capacity.clone().try_acquire_owned() {
             Ok(p) => p,
             Err(TryAcquireError::Closed) => return Ok(()),
@@ -305,18 +324,24 @@ pub(crate) fn consume(i: Intake) -> Result<()> {
             payload: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
             headers: m.headers().map(|h| h.detach()),
             received: Instant::now(),
+            consumed_us,
             permit,
         };
-        // The channel is small and inference drains it steadily, so this waits at most a few frames'
-        // inference time; the permit bound, not this wait, is what holds the input back for long.
-        if i.jobs.blocking_send(job).is_err() {
-            return Ok(());
+        // One lane's channel is small and inference drains it steadily, so waiting for it takes at most a few
+        // frames' inference time; the permit bound, not this wait, is what holds the input back for long.
+        // Held frames go into a lane oldest first by this; a broker that keeps no timestamps leaves them in
+        // the order they came.
+        let published_ms = m.timestamp().to_millis().unwrap_or(consumed_us / 1000);
+        match dispatch.send(m.partition(), published_ms, job) {
+            Ok(pause) if pause.is_empty() => {}
+            Ok(pause) => pause_partitions(&i, &pause, true),
+            Err(_) => return Ok(()),
         }
     }
     Ok(())
 }
 
-fn set_paused(i: &Intake, paused: bool) {
+fn set_paused(i: &Intake, paused: bool, dispatch: &Dispatch) {
     // Set first: a rebalance inside the next poll applies it to newly assigned partitions.
     i.paused.store(paused, Ordering::SeqCst);
     let assignment = match i.consumer.assignment() {
@@ -326,12 +351,39 @@ fn set_paused(i: &Intake, paused: bool) {
             return;
         }
     };
-    let r = if paused { i.consumer.pause(&assignment) } else { i.consumer.resume(&assignment) };
+    // Partitions held back for a full lane stay paused until their frames have gone in.
+    let mut resumed = TopicPartitionList::new();
+    for e in assignment.elements().iter().filter(|e| !dispatch.holds(e.partition())) {
+        resumed.add_partition(e.topic(), e.partition());
+    }
+    let r = if paused { i.consumer.pause(&assignment) } else { i.consumer.resume(&resumed) };
     if let Err(e) = r {
         warn!(error = %e, paused, "cannot pause or resume the input");
     }
     let in_flight = i.tracker.lock().map(|t| t.in_flight()).unwrap_or(0);
     if paused { InputPaused { in_flight }.emit() } else { InputResumed { in_flight }.emit() }
+}
+
+/// Pauses (or resumes) partitions held back for a full lane (or no longer), those still assigned.
+fn pause_partitions(i: &Intake, partitions: &[i32], pause: bool) {
+    let assigned = match i.consumer.assignment() {
+        Ok(a) => a,
+        Err(e) => {
+            warn!(error = %e, "cannot read the assignment to pause or resume a full worker's partitions");
+            return;
+        }
+    };
+    let mut tpl = TopicPartitionList::new();
+    for e in assigned.elements_for_topic(&i.topic).iter().filter(|e| partitions.contains(&e.partition())) {
+        tpl.add_partition(&i.topic, e.partition());
+    }
+    if tpl.count() == 0 {
+        return;
+    }
+    let r = if pause { i.consumer.pause(&tpl) } else { i.consumer.resume(&tpl) };
+    if let Err(e) = r {
+        warn!(error = %e, partitions = ?partitions, pause, "cannot pause or resume a full worker's partitions");
+    }
 }
 
 fn wait_for_permit(i: &Intake) -> Option<tokio::sync::OwnedSemaphorePermit> {

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use framewire_proto::Detections;
+use framewire_proto::{Detections, StageTimes};
 use tracing::{debug, info, warn};
 
 use crate::metrics::Metrics;
@@ -27,17 +27,20 @@ impl FrameConsumed {
     }
 }
 
-/// One inference call ran on `frames` frames; `infer_ms` is its time when it succeeded.
-pub struct BatchInferred {
+/// One inference call of worker `worker` ran on `frames` frames; `infer_ms` is its time when it succeeded.
+pub struct BatchInferred<'a> {
     pub frames: usize,
     pub infer_ms: Option<f32>,
+    /// The lane's number (`--workers`), the metric's label.
+    pub worker: &'a str,
 }
 
-impl BatchInferred {
+impl BatchInferred<'_> {
     pub fn emit(&self, m: &Metrics) {
         m.batch_size.observe(self.frames as f64);
         if let Some(ms) = self.infer_ms {
             m.inference_seconds.observe(f64::from(ms) / 1000.0);
+            m.worker_frames.with_label_values(&[self.worker]).inc_by(self.frames as u64);
         }
     }
 }
@@ -73,16 +76,79 @@ impl FrameDetected<'_> {
     }
 }
 
-/// A frame's Detections were acknowledged by the broker: the frame is done.
+/// A frame was not run through the model (`--max-frame-age`); its record says so. Counted when the record
+/// is acknowledged ([`FramePublished`]); [`StaleSkipping`] is the line an operator sees.
+pub struct FrameSkipped<'a> {
+    pub detections: &'a Detections,
+    /// Where it was decided: `preprocess` (stale before decoding), `inference` (stale when its turn came),
+    /// `yielded` (fresh, but gave its turn to a camera run less recently).
+    pub at: &'static str,
+}
+
+impl FrameSkipped<'_> {
+    pub fn emit(&self) {
+        let d = self.detections;
+        let age_ms = (d.detected_time_ms - d.capture_time_ms).max(0);
+        debug!(camera = %d.camera_id, seq = d.seq, age_ms, at = self.at, "frame skipped as stale");
+    }
+}
+
+/// Frames are being skipped as stale: one line when it starts and then at most one per interval, with the
+/// count, so an overload shows in the log without a line per frame.
+pub struct StaleSkipping {
+    /// Skipped since the previous line.
+    pub skipped: u64,
+    /// Skipped since start.
+    pub total: u64,
+}
+
+impl StaleSkipping {
+    pub fn emit(&self) {
+        info!(
+            skipped = self.skipped,
+            total = self.total,
+            "frames skipped as stale (older than --max-frame-age by the time a result would be out): frames arrive faster than detect runs them"
+        );
+    }
+}
+
+/// A frame's Detections (its result, or its record as skipped) were acknowledged by the broker: the frame is
+/// done.
 pub struct FramePublished<'a> {
     pub camera: &'a str,
+    /// Not run through the model (`--max-frame-age`).
+    pub skipped: bool,
+    /// The record's stage times as sent.
+    pub times: StageTimes,
+    /// When the acknowledgement came (Unix µs).
+    pub acked_us: i64,
 }
 
 impl FramePublished<'_> {
     pub fn emit(&self, m: &Metrics) {
         m.frames.with_label_values(&[self.camera]).inc();
         m.in_flight.dec();
+        if self.skipped {
+            m.frames_skipped.with_label_values(&["stale"]).inc();
+        }
+        for (stage, seconds) in detect_stages(&self.times, self.acked_us) {
+            if let Some(s) = seconds {
+                m.stage_seconds.with_label_values(&[stage]).observe(s);
+            }
+        }
     }
+}
+
+/// The time a frame spent in each of detect's stages ([`crate::metrics::DETECT_STAGES`]), in seconds;
+/// `None` where one of the two moments was not recorded (a skipped frame has no inference).
+pub fn detect_stages(t: &StageTimes, acked_us: i64) -> [(&'static str, Option<f64>); 4] {
+    let span = |a: i64, b: i64| framewire_proto::stages::span_ms(a, b).map(|ms| ms / 1000.0);
+    [
+        ("detect_queue", span(t.consumed_us, t.inference_start_us)),
+        ("inference", span(t.inference_start_us, t.inference_end_us)),
+        ("detect_output", span(t.inference_end_us, t.produced_us)),
+        ("delivery", span(t.produced_us, acked_us)),
+    ]
 }
 
 /// A message that cannot be processed goes to the dead-letter topic.
@@ -289,10 +355,46 @@ impl LagMeasured<'_> {
     }
 }
 
+/// A partition was given to a worker (`--workers`), for the life of the process.
+pub struct CameraRouted<'a> {
+    pub camera: &'a str,
+    pub partition: i32,
+    pub worker: usize,
+    /// Cameras this worker has now.
+    pub cameras: usize,
+}
+
+impl CameraRouted<'_> {
+    pub fn emit(&self) {
+        info!(
+            camera = %self.camera,
+            partition = self.partition,
+            worker = self.worker,
+            cameras = self.cameras,
+            "camera given to worker"
+        );
+    }
+}
+
+/// A worker is full and has too many frames held back for it: this partition of it is paused until they have
+/// gone in, while the other workers' partitions go on being read (`--workers`).
+pub struct PartitionHeld {
+    pub partition: i32,
+    pub worker: usize,
+}
+
+impl PartitionHeld {
+    pub fn emit(&self) {
+        debug!(partition = self.partition, worker = self.worker, "worker full: partition paused");
+    }
+}
+
 /// The periodic status line.
 pub struct StatusReported {
-    /// Frames done since start.
+    /// Frames done since start (run or skipped).
     pub frames: u64,
+    /// Of those, frames skipped as stale.
+    pub skipped: u64,
     pub fps: f64,
     pub in_flight: usize,
     /// Total consumer lag over the assigned partitions.
@@ -303,6 +405,7 @@ impl StatusReported {
     pub fn emit(&self) {
         info!(
             frames = self.frames,
+            skipped = self.skipped,
             fps = format!("{:.1}", self.fps),
             in_flight = self.in_flight,
             lag = self.lag,
@@ -339,10 +442,35 @@ mod tests {
         FrameConsumed { partition: 0, offset: 1 }.emit(&m);
         FrameConsumed { partition: 0, offset: 2 }.emit(&m);
         assert_eq!(m.in_flight.get(), 2);
-        FramePublished { camera: "cam1" }.emit(&m);
+        FramePublished { camera: "cam1", skipped: false, times: StageTimes::default(), acked_us: 0 }.emit(&m);
         DeadLetterPublished.emit(&m);
         assert_eq!(m.in_flight.get(), 0);
         assert_eq!(m.frames.with_label_values(&["cam1"]).get(), 1);
+    }
+
+    #[test]
+    fn a_published_frame_is_timed_by_stage_and_a_skipped_one_counted() {
+        let m = Metrics::new();
+        let times = StageTimes {
+            consumed_us: 1_000_000,
+            inference_start_us: 1_020_000,
+            inference_end_us: 1_050_000,
+            produced_us: 1_051_000,
+            ..Default::default()
+        };
+        FramePublished { camera: "cam1", skipped: false, times, acked_us: 1_061_000 }.emit(&m);
+        let stage = |s: &str| m.stage_seconds.with_label_values(&[s]);
+        assert!((stage("detect_queue").get_sample_sum() - 0.020).abs() < 1e-9);
+        assert!((stage("inference").get_sample_sum() - 0.030).abs() < 1e-9);
+        assert!((stage("detect_output").get_sample_sum() - 0.001).abs() < 1e-9);
+        assert!((stage("delivery").get_sample_sum() - 0.010).abs() < 1e-9);
+        assert_eq!(m.frames_skipped.with_label_values(&["stale"]).get(), 0);
+        // A skipped frame has no inference: only its delivery is timed.
+        let times = StageTimes { consumed_us: 1_000_000, produced_us: 1_001_000, ..Default::default() };
+        FramePublished { camera: "cam1", skipped: true, times, acked_us: 1_003_000 }.emit(&m);
+        assert_eq!(m.frames_skipped.with_label_values(&["stale"]).get(), 1);
+        assert_eq!((stage("detect_queue").get_sample_count(), stage("delivery").get_sample_count()), (1, 2));
+        assert_eq!(m.frames.with_label_values(&["cam1"]).get(), 2, "every record counts as a frame done");
     }
 
     #[test]

@@ -3,11 +3,15 @@
 //! dead letter) is acknowledged by the broker.
 //!
 //! The pipeline is four stages joined by small bounded channels, so JPEG decoding and preprocessing
-//! overlap with inference and a slow stage slows the ones before it:
+//! overlap with inference and a slow stage slows the ones before it. With `--workers N` the two CPU stages
+//! run as N lanes, each with its own model session; a camera is given a lane when first seen and keeps
+//! it, so its frames stay in order:
 //!
 //! ```text
-//! consumer (thread) -> preprocess (thread) -> inference (thread) -> output (async: produce, store offsets)
-//!                           \___________ dead letters ____________/
+//!                     ,-> lane 0:   preprocess (thread) -> inference (thread) -.
+//! consumer (thread) -+    ...                                                   +-> output (async: produce,
+//!    by partition     `-> lane N-1: preprocess (thread) -> inference (thread) -'       store offsets)
+//!                                        \______ dead letters _______/
 //! ```
 //!
 //! A frame is taken only with one of `--max-pending` permits, given back when its result or dead letter is
@@ -15,12 +19,24 @@
 //! growing. A stage that fails for good (a fatal Kafka error, a panic) stops the replica with an error
 //! naming it.
 //!
+//! With `--max-frame-age`, a frame whose result would be older than that is not run through the model
+//! (checked before its JPEG is decoded, and again when its turn comes); it travels on in its place and
+//! leaves as a Detections marked skipped (stale), so every frame still has a record, in order. Cameras
+//! take turns when not all fresh frames can run. See [`freshness`] and [`turns`].
+//!
+//! Every Detections carries the Frame's stage times (decoded, encoded, published) and detect's: consumed,
+//! inference start and end of its batch's model call, produced (handed to the producer).
+//!
 //! # Layout
 //! - [`config`]: the command line (every flag, its environment variable and its parser).
 //! - [`run`](mod@run): one replica from start to stop: connecting, starting the stages, draining, committing.
 //! - [`consumer`]: group settings, rebalance handling, and the poll loop that pauses the input when full.
 //! - [`offsets`]: in-order offset tracking per partition.
-//! - [`stages`]: the preprocess and inference stages, and the jobs that travel between stages.
+//! - [`lanes`]: `--workers`: starting a lane (preprocess + inference) and routing cameras to lanes.
+//! - [`stages`]: the jobs that travel between stages, and the preprocess stage.
+//! - [`inference`]: the inference stage: the window of frames, the model call, the records in order.
+//! - [`freshness`]: `--max-frame-age`: when a frame is stale; [`turns`]: which fresh frames run when not
+//!   all can, so that every camera takes its turn.
 //! - [`preprocess`]: JPEG decode, resize, normalise.
 //! - [`model`]: the ONNX Runtime session and decoding to boxes; [`runtime`] loading ONNX Runtime and
 //!   choosing where it runs; [`spec`] the model's metadata file.
@@ -37,7 +53,10 @@ pub mod config;
 pub mod consumer;
 pub mod error;
 pub mod events;
+pub mod freshness;
+pub mod inference;
 pub mod labels;
+pub mod lanes;
 pub mod metrics;
 pub mod model;
 pub mod nms;
@@ -52,6 +71,7 @@ pub mod stages;
 pub mod status;
 pub mod summary;
 pub mod supervise;
+pub mod turns;
 pub mod yolo;
 
 pub use config::{Config, SummaryFormat};

@@ -1,7 +1,7 @@
 //! detect's Prometheus metrics, named once here.
 
-use framewire_common::metrics::{counter, counter_vec, gauge, histogram, register};
-use prometheus::{Histogram, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use framewire_common::metrics::{counter, counter_vec, gauge, histogram, histogram_vec, register};
+use prometheus::{Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -15,6 +15,9 @@ pub struct Metrics {
     pub in_flight: IntGauge,
     pub consumer_lag: prometheus::IntGaugeVec,
     pub delivery_retries: IntCounter,
+    pub frames_skipped: IntCounterVec,
+    pub stage_seconds: HistogramVec,
+    pub worker_frames: IntCounterVec,
 }
 
 impl Metrics {
@@ -23,7 +26,30 @@ impl Metrics {
         let vec = |name: &str, help: &str, label: &str| counter_vec(&r, name, help, label);
         let hist = |name: &str, help: &str, buckets: Vec<f64>| histogram(&r, name, help, buckets);
         let m = Metrics {
-            frames: vec("framewire_detect_frames_total", "Frames whose Detections were delivered", "camera"),
+            frames: vec(
+                "framewire_detect_frames_total",
+                "Frames whose Detections were delivered (results, and records of frames skipped as stale)",
+                "camera",
+            ),
+            frames_skipped: vec(
+                "framewire_detect_frames_skipped_total",
+                "Frames not run through the model, delivered as records that say why (--max-frame-age)",
+                "reason",
+            ),
+            worker_frames: vec(
+                "framewire_detect_worker_frames_total",
+                "Frames run through the model by each worker (--workers)",
+                "worker",
+            ),
+            stage_seconds: histogram_vec(
+                &r,
+                "framewire_detect_stage_seconds",
+                "Time a frame spends in each stage of detect: queue (consumed -> inference start), inference \
+                 (its batch's model call), output (inference end -> result handed to the producer), delivery \
+                 (handed to the producer -> acknowledged)",
+                "stage",
+                vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
+            ),
             dead_letters: vec(
                 "framewire_detect_dead_letters_total",
                 "Messages sent to the dead-letter topic",
@@ -66,9 +92,28 @@ impl Metrics {
         for kind in DEAD_LETTER_KINDS {
             m.dead_letters.with_label_values(&[kind]);
         }
+        for reason in SKIP_REASONS {
+            m.frames_skipped.with_label_values(&[reason]);
+        }
+        for stage in DETECT_STAGES {
+            m.stage_seconds.with_label_values(&[stage]);
+        }
         m
     }
+
+    /// Makes the per-worker series exist at 0 from the start, like the fixed label sets above.
+    pub fn workers(&self, workers: usize) {
+        for w in 0..workers {
+            self.worker_frames.with_label_values(&[&w.to_string()]);
+        }
+    }
 }
+
+/// The `reason` label values of `framewire_detect_frames_skipped_total`.
+pub const SKIP_REASONS: [&str; 1] = ["stale"];
+
+/// The `stage` label values of `framewire_detect_stage_seconds`, in the order a frame passes them.
+pub const DETECT_STAGES: [&str; 4] = ["detect_queue", "inference", "detect_output", "delivery"];
 
 /// The `reason` label values of `framewire_detect_dead_letters_total`.
 pub const DEAD_LETTER_KINDS: [&str; 4] = ["not_a_frame", "schema_version", "bad_image", "inference"];

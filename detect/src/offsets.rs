@@ -70,6 +70,11 @@ impl OffsetTracker {
         Some(Ticket { partition, offset, generation: p.generation })
     }
 
+    /// Whether `t` belongs to its partition's current assignment (not revoked since it was consumed).
+    pub fn is_current(&self, t: &Ticket) -> bool {
+        self.partitions.get(&t.partition).is_some_and(|p| p.generation == t.generation)
+    }
+
     /// Marks a message done. Returns the new committable offset of its partition if it advanced.
     pub fn finish(&mut self, t: Ticket) -> Option<i64> {
         let p = self.partitions.get_mut(&t.partition)?;

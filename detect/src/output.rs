@@ -23,12 +23,13 @@ use tokio_util::sync::CancellationToken;
 use framewire_common::backoff::Backoff;
 use framewire_common::deliver::{self, Outgoing, Refused};
 use framewire_common::failure::{self, Verdict};
-use framewire_proto::{SCHEMA_VERSION, names};
+use framewire_common::time::now_us;
+use framewire_proto::{SCHEMA_VERSION, Skipped, StageTimes, names};
 
 use crate::consumer::GroupContext;
 use crate::events::{
-    DeadLetterPublished, DeadLettering, DeliveryRetried, FramePublished, OffsetNotStored, TopicAccepting, TopicBack,
-    TopicMissing,
+    DeadLetterPublished, DeadLettering, DeliveryRetried, FramePublished, OffsetNotStored, StaleSkipping,
+    TopicAccepting, TopicBack, TopicMissing,
 };
 use crate::metrics::Metrics;
 use crate::offsets::{OffsetTracker, Ticket};
@@ -52,6 +53,7 @@ pub(crate) async fn output_stage(mut outcomes: mpsc::Receiver<Outcome>, out: Out
     let out = Arc::new(out);
     let health = Arc::new(Health::default());
     let mut summary = Summary::default();
+    let mut skips = SkipLog::default();
     let mut pending = FuturesUnordered::new();
     let mut open = true;
     while open || !pending.is_empty() {
@@ -63,9 +65,14 @@ pub(crate) async fn output_stage(mut outcomes: mpsc::Receiver<Outcome>, out: Out
             Some(done) = pending.next(), if !pending.is_empty() => {
                 let (ticket, what, permit) = done?;
                 match what {
-                    Delivered::Detections(camera) => {
-                        summary.detected += 1;
-                        FramePublished { camera: &camera }.emit(&out.metrics);
+                    Delivered::Detections { camera, times, skipped } => {
+                        if skipped {
+                            summary.skipped_stale += 1;
+                            skips.skipped(summary.skipped_stale);
+                        } else {
+                            summary.detected += 1;
+                        }
+                        FramePublished { camera: &camera, skipped, times, acked_us: now_us() }.emit(&out.metrics);
                     }
                     Delivered::DeadLetter => {
                         summary.dead_lettered += 1;
@@ -86,13 +93,17 @@ fn delivery(out: &Output, outcome: Outcome) -> Delivery {
     match outcome {
         Outcome::Detected { ticket, mut detections, permit } => {
             detections.source_topic = out.input_topic.clone();
+            let times = detections.stage_times.get_or_insert_default();
+            times.produced_us = now_us();
+            let times = *times;
+            let skipped = detections.skipped() != Skipped::None;
             let camera = detections.camera_id.clone();
             let headers = OwnedHeaders::new()
                 .insert(Header { key: names::HEADER_SCHEMA, value: Some(&SCHEMA_VERSION.to_string()) })
                 .insert(Header { key: names::HEADER_TYPE, value: Some(names::TYPE_DETECTIONS) });
             let key = Some(camera.clone().into_bytes());
             let msg = Outgoing::new(&out.output_topic, key, detections.encode_to_vec(), headers);
-            Delivery { msg, ticket, what: Delivered::Detections(camera), permit }
+            Delivery { msg, ticket, what: Delivered::Detections { camera, times, skipped }, permit }
         }
         Outcome::Dead { job, reason, kind } => {
             let t = job.ticket;
@@ -107,21 +118,26 @@ fn delivery(out: &Output, outcome: Outcome) -> Delivery {
 
 /// What was delivered, and so which topic it went to.
 enum Delivered {
-    Detections(String),
+    /// A frame's Detections: its camera, its stage times as sent, and whether it was skipped as stale.
+    Detections {
+        camera: String,
+        times: StageTimes,
+        skipped: bool,
+    },
     DeadLetter,
 }
 
 impl Delivered {
     fn role(&self) -> &'static str {
         match self {
-            Delivered::Detections(_) => "output",
+            Delivered::Detections { .. } => "output",
             Delivered::DeadLetter => "dead-letter",
         }
     }
 
     fn flag(&self) -> &'static str {
         match self {
-            Delivered::Detections(_) => "--output-topic",
+            Delivered::Detections { .. } => "--output-topic",
             Delivered::DeadLetter => "--dlq-topic",
         }
     }
@@ -231,6 +247,28 @@ impl Health {
 impl Refusal {
     fn new() -> Self {
         Refusal { missing_since: None, error: String::new(), warned: Instant::now(), refused: 0 }
+    }
+}
+
+/// How often, at most, a line says that frames are being skipped as stale.
+const SKIP_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// Rate-limits the [`StaleSkipping`] line: the first skip logs at once, later ones at most once per
+/// [`SKIP_LOG_EVERY`] with the count since the previous line.
+#[derive(Default)]
+struct SkipLog {
+    last: Option<Instant>,
+    since_last: u64,
+}
+
+impl SkipLog {
+    fn skipped(&mut self, total: u64) {
+        self.since_last += 1;
+        if self.last.is_none_or(|at| at.elapsed() >= SKIP_LOG_EVERY) {
+            StaleSkipping { skipped: self.since_last, total }.emit();
+            self.last = Some(Instant::now());
+            self.since_last = 0;
+        }
     }
 }
 

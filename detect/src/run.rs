@@ -18,10 +18,10 @@ use crate::events::DrainTimedOut;
 use crate::metrics::Metrics;
 use crate::model::Detector;
 use crate::offsets::OffsetTracker;
-use crate::stages::{self, Inference, Job, Outcome, PreparedJob};
+use crate::stages::Outcome;
 use crate::status::{self, Status};
 use crate::supervise::Supervisor;
-use crate::{Error, Result, Summary, output};
+use crate::{Error, Result, Summary, lanes, output};
 
 /// The Kafka clients of a replica and the state its consumer shares with the pipeline.
 struct Clients {
@@ -39,11 +39,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<Summary>
     framewire_common::metrics::serve(&config.metrics, metrics.registry.clone(), shutdown.clone()).await;
 
     // Load the model before joining the group: a bad model must not take partitions away from healthy replicas.
+    // Each worker has its own session.
     let opts = config.model_options();
-    let detector = tokio::task::spawn_blocking(move || Detector::load(&opts))
-        .await
-        .map_err(|e| Error::internal("loading the model", e))??;
-    let preprocessor = detector.preprocessor()?;
+    let workers = config.workers.max(1) as usize;
+    let detectors =
+        tokio::task::spawn_blocking(move || (0..workers).map(|_| Detector::load(&opts)).collect::<Result<Vec<_>>>())
+            .await
+            .map_err(|e| Error::internal("loading the model", e))??;
+    metrics.workers(workers);
 
     let kafka = config.kafka.clone();
     tokio::task::spawn_blocking(move || kafka.wait_reachable())
@@ -54,22 +57,41 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<Summary>
     config.kafka.ensure_topics(&topics, config.replication).await?;
 
     let Clients { consumer, producer, tracker, replayed, paused } = connect(&config)?;
+    let (model, version) =
+        detectors.first().map(|d: &Detector| (d.name.clone(), d.version.clone())).unwrap_or_default();
     info!(group = %config.group, input = %config.input_topic, output = %config.output_topic, dlq = %dlq,
-        model = %detector.name, version = %detector.version, max_pending = config.max_pending, "detect started");
+        model = %model, version = %version, workers, threads = config.threads, max_pending = config.max_pending,
+        max_frame_age = %config.max_frame_age.map_or("off".into(), |d| humantime::format_duration(d).to_string()),
+        "detect started");
 
     // Stops on shutdown, and on the first stage failure.
     let stop = shutdown.child_token();
     let sup = Supervisor::new(stop.clone());
     let capacity = Arc::new(Semaphore::new(config.max_pending as usize));
-    let (job_tx, job_rx) = mpsc::channel::<Job>(16);
-    let (prep_tx, prep_rx) = mpsc::channel::<PreparedJob>(4);
     let (out_tx, out_rx) = mpsc::channel::<Outcome>(32);
+
+    // The lanes first: the consumer hands frames to them from its first message.
+    let settings = lanes::Settings {
+        metrics: metrics.clone(),
+        retries: config.retries,
+        batch_wait: config.max_batch_wait,
+        max_frame_age: config.max_frame_age,
+    };
+    let mut inputs = Vec::with_capacity(workers);
+    let mut lane_threads = Vec::with_capacity(2 * workers);
+    for (worker, detector) in detectors.into_iter().enumerate() {
+        let lane = lanes::start(&sup, worker, detector, &settings, out_tx.clone())?;
+        inputs.push(lane.jobs);
+        lane_threads.extend(lane.threads);
+    }
+    // The output ends once every lane has finished and dropped its sender.
+    drop(out_tx);
 
     let consuming = {
         let intake = consumer::Intake {
             consumer: consumer.clone(),
             tracker: tracker.clone(),
-            jobs: job_tx,
+            lanes: inputs,
             capacity,
             paused,
             stop: stop.clone(),
@@ -84,21 +106,6 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<Summary>
             let r = consumer::consume(intake);
             stop.cancel();
             r
-        })?
-    };
-    let pre = {
-        let out_tx = out_tx.clone();
-        sup.thread("preprocess", move || {
-            stages::preprocess_stage(preprocessor, job_rx, prep_tx, out_tx);
-            Ok(())
-        })?
-    };
-    let inf = {
-        let (retries, batch_wait) = (config.retries, config.max_batch_wait);
-        let inference = Inference { detector, metrics: metrics.clone(), retries, batch_wait };
-        sup.thread("inference", move || {
-            stages::inference_stage(inference, prep_rx, out_tx);
-            Ok(())
         })?
     };
     let output = output::Output {
@@ -161,15 +168,21 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<Summary>
         let _ = producer.flush(flush_for);
         // Closing the consumer (with its last reference) leaves the group.
         drop(consumer);
-        // The stage threads end once their channels close; inference may still be finishing one call.
-        let _ = pre.join();
-        let _ = inf.join();
+        // The lanes end once their channels close; inference may still be finishing one call.
+        for t in lane_threads {
+            let _ = t.join();
+        }
     });
     let _ = closed.await;
     if let Some(e) = sup.take_failure() {
         return Err(e);
     }
-    info!(detected = summary.detected, dead_lettered = summary.dead_lettered, "detect stopped");
+    info!(
+        detected = summary.detected,
+        dead_lettered = summary.dead_lettered,
+        skipped_stale = summary.skipped_stale,
+        "detect stopped"
+    );
     Ok(summary)
 }
 
@@ -199,7 +212,9 @@ fn connect(config: &Config) -> Result<Clients> {
         .config(&[
             ("acks", "all"),
             ("enable.idempotence", "true"),
-            ("linger.ms", "5"),
+            // A live camera's result should not wait for company; a batch's results are produced together
+            // and still leave in one request.
+            ("linger.ms", "0"),
             ("message.timeout.ms", "60000"),
             // Dead letters carry the original frame, which ingest may have made up to 4 MB by default.
             ("message.max.bytes", "8388608"),

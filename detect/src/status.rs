@@ -1,4 +1,4 @@
-//! The periodic status line (frames, rate, in flight, lag) and the consumer lag gauge behind it.
+//! The periodic status line (frames, skipped, rate, in flight, lag) and the consumer lag gauge behind it.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -51,7 +51,8 @@ pub(crate) async fn status_loop(s: Status, shutdown: CancellationToken) {
             // No assignment to measure: the gauge keeps its last values rather than dropping to nothing.
             _ => 0,
         };
-        StatusReported { frames: done, fps, in_flight, lag }.emit();
+        let skipped = s.metrics.frames_skipped.with_label_values(&["stale"]).get();
+        StatusReported { frames: done, skipped, fps, in_flight, lag }.emit();
     }
 }
 

@@ -4,7 +4,8 @@
 //!
 //! `seq` counts frame slots: +1 per frame sent to the producer, and after an outage it jumps by the frames
 //! the camera would have delivered meanwhile, so a subscriber sees every loss as a gap. Files start at 0; live
-//! cameras at the Unix time in ms when ingest started them, so a restart never reuses a seq.
+//! cameras at the Unix time in ms when ingest started them, so a restart never reuses a seq. Frames left out
+//! by `--motion` take no seq: the next Frame counts them in `unchanged_before`.
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -17,16 +18,17 @@ use tokio_util::sync::CancellationToken;
 use framewire_common::backoff::Backoff;
 use framewire_common::objects::Objects;
 use framewire_common::time::now_us;
-use framewire_proto::{CaptureClock, Encoding, Frame, SCHEMA_VERSION, SourceObject};
+use framewire_proto::{CaptureClock, Encoding, Frame, SCHEMA_VERSION, SourceObject, StageTimes};
 
 use crate::cameras::{CameraSpec, LiveTiming, SourceKind};
 use crate::decode::{End, FrameTime, OpenOptions, SourceInfo, VideoSource, Watchdog};
 use crate::events::{
-    CameraClockOff, DamagedData, FrameDecoded, FrameDropped, FrameEncoded, FrameQueued, FrameShrunk, FrameTooLarge,
-    LiveSeqStarted, SourceDown, SourceLost, SourceOpened, SourceReconnected,
+    CameraClockOff, DamagedData, FrameDecoded, FrameDropped, FrameEncoded, FrameKeptAlive, FrameQueued, FrameShrunk,
+    FrameTooLarge, FrameUnchanged, LiveSeqStarted, SourceDown, SourceLost, SourceOpened, SourceReconnected,
 };
 use crate::jpeg::JpegEncoder;
 use crate::metrics::Metrics;
+use crate::motion::{Decision, Motion};
 use crate::progress::{CameraStatus, State};
 use crate::queue::{CameraQueue, Full};
 use crate::sample::FpsSampler;
@@ -63,13 +65,18 @@ pub struct Worker {
     /// The next `seq` to assign.
     seq: u64,
     pacing: Option<(Instant, i64)>,
-    /// Wall-clock time of the last frame sent, to size the `seq` gap after an outage.
-    last_sent: Option<Instant>,
+    /// Wall-clock time of the last frame slot filled (a frame sent, or left out by `--motion` or for its
+    /// size), to size the `seq` gap after an outage: a quiet stretch before an outage is not lost frames.
+    last_slot: Option<Instant>,
     /// Set when a live source came back: the next frame accounts for the outage in `seq`.
     resumed: bool,
     /// Nominal interval between published frames, µs (from `--fps` or the source's rate).
     slot_us: Option<i64>,
     clock_warned: bool,
+    /// `--motion` gating, when on for this camera.
+    motion: Option<Motion>,
+    /// Frames left out by `--motion` since the last Frame: its `unchanged_before`.
+    unchanged: u32,
     /// The object being read, for a bucket source: every frame carries it, with `frame_index` counting the
     /// object's sampled frames.
     pub object: Option<SourceObject>,
@@ -85,6 +92,7 @@ impl Worker {
         let encoder = JpegEncoder::new(spec.settings.jpeg_quality)?;
         let sampler = FpsSampler::new(spec.settings.fps);
         let slot_us = spec.settings.fps.map(|f| (1e6 / f) as i64);
+        let motion = spec.settings.motion().map(Motion::new);
         shared.metrics.add_camera(&spec.id);
         Ok(Worker {
             spec,
@@ -95,10 +103,12 @@ impl Worker {
             sampler,
             seq: 0,
             pacing: None,
-            last_sent: None,
+            last_slot: None,
             resumed: false,
             slot_us,
             clock_warned: false,
+            motion,
+            unchanged: 0,
             object: None,
         })
     }
@@ -151,7 +161,7 @@ impl Worker {
                     let live = self.live(Some(&source.info));
                     self.queue.set_policy(if live { Full::DropOldest } else { Full::Wait });
                     self.status.opened(source.info.duration_us, live);
-                    if live && self.last_sent.is_none() && self.seq == 0 {
+                    if live && self.last_slot.is_none() && self.seq == 0 {
                         // A live camera's seq starts at the current Unix time in ms, so a restarted ingest never
                         // reuses a seq of its previous run (no camera sends more than a frame per ms), and
                         // subscribers that key on camera + seq do not take new frames for duplicates. A file
@@ -165,6 +175,9 @@ impl Worker {
                     // Stream time restarts with each connection.
                     self.sampler = FpsSampler::new(self.spec.settings.fps);
                     self.pacing = None;
+                    if let Some(motion) = self.motion.as_mut() {
+                        motion.reset();
+                    }
                     let (camera, metrics) = (self.spec.id.as_str(), &self.shared.metrics);
                     if let Some(since) = lost_at.take() {
                         let attempts = backoff.attempts();
@@ -213,7 +226,7 @@ impl Worker {
         }
     }
 
-    /// Samples, encodes and queues one decoded frame. Returns false when the camera should stop.
+    /// Samples, gates, encodes and queues one decoded frame. Returns false when the camera should stop.
     pub fn emit(&mut self, frame: &VideoFrame, time: FrameTime, uri: &str, live: bool) -> Result<bool> {
         let shared = self.shared.clone();
         let (camera, metrics) = (self.spec.id.as_str(), &shared.metrics);
@@ -230,36 +243,60 @@ impl Worker {
         if paced && !pace(&mut self.pacing, time.stream_us, &self.shared.shutdown) {
             return Ok(false);
         }
-        if std::mem::take(&mut self.resumed)
-            && let (Some(last), Some(slot)) = (self.last_sent, self.slot_us.filter(|s| *s > 0))
-        {
-            // The slots the outage swallowed, minus the one this frame fills.
-            let missed = (last.elapsed().as_micros() as i64 / slot - 1).max(0);
-            self.seq += missed as u64;
-        }
+        // Taken after pacing: a paced file's frame waits for its due time as a camera's frame would not yet
+        // exist, and that wait is no stage of the pipeline.
+        let (decoded_us, decoded_at) = (now_us(), Instant::now());
+        // A gated frame still takes its place in the object (`frame_index` counts sampled frames).
         let object = self.object.as_mut().map(|o| {
             let this = o.clone();
             o.frame_index += 1;
             this
         });
+        let mut keepalive = false;
+        if let Some(motion) = self.motion.as_mut() {
+            match motion.check(frame, time.stream_us)? {
+                Decision::Unchanged(changed_percent) => {
+                    self.last_slot = Some(decoded_at);
+                    self.unchanged = self.unchanged.saturating_add(1);
+                    FrameUnchanged { camera, stream_us: time.stream_us, changed_percent }.emit(metrics);
+                    return Ok(true);
+                }
+                Decision::KeepAlive => keepalive = true,
+                Decision::First | Decision::Changed(_) => {}
+            }
+        }
+        if std::mem::take(&mut self.resumed)
+            && let (Some(last), Some(slot)) = (self.last_slot, self.slot_us.filter(|s| *s > 0))
+        {
+            // The slots the outage swallowed, minus the one this frame fills.
+            let missed = (last.elapsed().as_micros() as i64 / slot - 1).max(0);
+            self.seq += missed as u64;
+        }
         let started = Instant::now();
         let encoded = match self.encoder.encode_within(frame, shared.max_image_bytes) {
             Ok(e) => e,
             Err(error @ Error::TooLarge { .. }) => {
                 // The slot stays empty: the gap in seq shows the loss, and the reason is logged and counted.
+                // Frames gated before it are told by the next Frame.
                 FrameTooLarge { camera: &self.spec.id, seq: self.seq, error: &error }.emit(metrics);
                 self.seq += 1;
+                self.last_slot = Some(Instant::now());
                 return Ok(true);
             }
             Err(e) => return Err(e),
         };
+        let encoded_us = now_us();
         let camera = self.spec.id.as_str();
         if let Some(how) = encoded.shrunk {
             let (seq, height, limit) = (self.seq, encoded.height, shared.max_image_bytes);
             FrameShrunk { camera, seq, how, height, limit }.emit(metrics);
         }
-        FrameEncoded { camera, bytes: encoded.data.len(), took: started.elapsed() }.emit(metrics);
-        let (capture_time_ms, clock) = self.capture_time(time);
+        let (took, since_decoded) = (started.elapsed(), decoded_at.elapsed());
+        FrameEncoded { camera, bytes: encoded.data.len(), took, since_decoded }.emit(metrics);
+        if keepalive {
+            FrameKeptAlive { camera }.emit(metrics);
+        }
+        let (capture_time_ms, clock) = self.capture_time(time, decoded_us);
         let msg = Frame {
             schema_version: SCHEMA_VERSION,
             camera_id: self.spec.id.clone(),
@@ -273,9 +310,12 @@ impl Worker {
             source_uri: uri.to_string(),
             capture_clock: clock as i32,
             object,
+            stage_times: Some(StageTimes { decoded_us, encoded_us, ..StageTimes::default() }),
+            unchanged_before: std::mem::take(&mut self.unchanged),
+            keepalive,
         };
         self.seq += 1;
-        self.last_sent = Some(Instant::now());
+        self.last_slot = Some(Instant::now());
         match self.queue.push(msg) {
             Ok(dropped) => {
                 let camera = self.spec.id.as_str();
@@ -290,10 +330,11 @@ impl Worker {
         }
     }
 
-    fn capture_time(&mut self, time: FrameTime) -> (i64, CaptureClock) {
-        let now_us = now_us();
+    /// The camera's clock when it is trusted, else ours when the frame was decoded (`decoded_us`), so that a
+    /// frame is not dated after its own `stage_times.decoded_us` by the JPEG time.
+    fn capture_time(&mut self, time: FrameTime, decoded_us: i64) -> (i64, CaptureClock) {
         if let Some(camera_us) = time.camera_clock_us {
-            let off = Duration::from_micros(camera_us.abs_diff(now_us));
+            let off = Duration::from_micros(camera_us.abs_diff(decoded_us));
             if off <= CLOCK_TRUST {
                 return (camera_us / 1000, CaptureClock::Camera);
             }
@@ -301,7 +342,7 @@ impl Worker {
                 CameraClockOff { camera: &self.spec.id, off }.emit();
             }
         }
-        (now_us / 1000, CaptureClock::Ingest)
+        (decoded_us / 1000, CaptureClock::Ingest)
     }
 
     /// The next `seq`: frames sent so far plus slots left empty.
@@ -332,6 +373,7 @@ pub fn open(spec: &CameraSpec, shared: &Shared) -> Result<VideoSource> {
         options,
         watchdog: Watchdog::new(live.then_some(stall), shared.shutdown.clone()),
         keyframes_only: spec.settings.keyframes_only,
+        low_delay: live,
     };
     VideoSource::open(&spec.source, opts)
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::motion::MotionSettings;
 use crate::{Error, Result};
 
 /// How RTSP carries RTP: TCP survives NAT and loss-free; UDP has less latency on a clean LAN.
@@ -97,9 +98,21 @@ pub struct Settings {
     /// Watch a folder or bucket source for new images.
     pub watch: bool,
     pub jpeg_quality: u8,
+    /// Publish only frames whose picture changed, plus keep-alives ([`crate::motion`]).
+    pub motion: bool,
+    /// With `motion`: publish at least this often (stream time), changed or not.
+    pub motion_keepalive: Duration,
+    /// With `motion`: percent of the picture that must change for a frame to be published.
+    pub motion_threshold: f64,
 }
 
 impl Settings {
+    /// The camera's motion gating, if it is on.
+    pub fn motion(&self) -> Option<MotionSettings> {
+        self.motion
+            .then_some(MotionSettings { keepalive: self.motion_keepalive, threshold_percent: self.motion_threshold })
+    }
+
     /// A camera read with these settings.
     pub fn camera(&self, id: &str, source: &str) -> CameraSpec {
         CameraSpec { id: id.to_string(), source: source.to_string(), live: None, settings: self.clone() }
@@ -128,6 +141,10 @@ struct FileCamera {
     watch: Option<bool>,
     live: Option<bool>,
     jpeg_quality: Option<u8>,
+    motion: Option<bool>,
+    /// A humantime duration (`"2s"`, `"500ms"`), like `--motion-keepalive`.
+    motion_keepalive: Option<String>,
+    motion_threshold: Option<f64>,
 }
 
 /// A parse error as it may be printed: its position and message, without the line of the file that toml
@@ -194,6 +211,12 @@ pub fn parse_config(path: &Path, text: &str, defaults: &Settings) -> Result<Vec<
             }
             set.jpeg_quality = q;
         }
+        set.motion = c.motion.unwrap_or(set.motion);
+        if let Some(d) = &c.motion_keepalive {
+            set.motion_keepalive = humantime::parse_duration(d)
+                .map_err(|e| bad(format!("camera {:?}: motion_keepalive {d:?}: {e} (e.g. \"2s\")", c.id)))?;
+        }
+        set.motion_threshold = c.motion_threshold.unwrap_or(set.motion_threshold);
         for (k, v) in c.options {
             let v = match v {
                 toml::Value::String(s) => s,
@@ -231,6 +254,16 @@ pub fn validate(cameras: &[CameraSpec]) -> std::result::Result<(), String> {
         {
             return Err(format!("camera {:?}: fps must be a positive number, not {f}", c.id));
         }
+        let threshold = c.settings.motion_threshold;
+        if !(0.0..=100.0).contains(&threshold) {
+            return Err(format!(
+                "camera {:?}: motion_threshold is a percent of the picture, 0-100, not {threshold}",
+                c.id
+            ));
+        }
+        if c.settings.motion && c.settings.motion_keepalive.is_zero() {
+            return Err(format!("camera {:?}: motion_keepalive must be above 0 (it would publish every frame)", c.id));
+        }
     }
     Ok(())
 }
@@ -240,6 +273,15 @@ pub fn parse_camera_flag(s: &str) -> std::result::Result<(String, String), Strin
     match s.split_once('=') {
         Some((id, source)) if !id.is_empty() && !source.is_empty() => Ok((id.to_string(), source.to_string())),
         _ => Err(format!("expected ID=SOURCE, got {:?}", framewire_common::redact::url(s))),
+    }
+}
+
+/// Parses `--motion-threshold`: a percent of the picture.
+pub fn parse_percent(s: &str) -> std::result::Result<f64, String> {
+    match s.trim_end_matches('%').parse::<f64>() {
+        Ok(p) if (0.0..=100.0).contains(&p) => Ok(p),
+        Ok(p) => Err(format!("{p} is not a percent (0-100)")),
+        Err(e) => Err(format!("{s:?}: {e}")),
     }
 }
 
@@ -293,6 +335,9 @@ mod tests {
             options: BTreeMap::from([("probesize".into(), "500000".into())]),
             watch: false,
             jpeg_quality: 80,
+            motion: false,
+            motion_keepalive: Duration::from_secs(2),
+            motion_threshold: 0.3,
         }
     }
 
@@ -358,6 +403,47 @@ mod tests {
             let e = parse_config(Path::new("c.toml"), text, &defaults()).unwrap_err().to_string();
             assert!(e.contains(want) && e.contains("c.toml"), "{text:?}: {e}");
         }
+    }
+
+    #[test]
+    fn motion_gating_is_set_per_camera() {
+        let text = r#"
+            [[camera]]
+            id = "door"
+            source = "rtsp://10.0.0.5/stream1"
+            motion = true
+            motion_keepalive = "500ms"
+            motion_threshold = 1.5
+
+            [[camera]]
+            id = "lobby"
+            source = "rtsp://10.0.0.6/stream1"
+            motion = true
+
+            [[camera]]
+            id = "archive"
+            source = "/videos/a.mp4"
+        "#;
+        let cams = parse_config(Path::new("c.toml"), text, &defaults()).unwrap();
+        let door = cams[0].settings.motion().unwrap();
+        assert_eq!(door.keepalive, Duration::from_millis(500));
+        assert_eq!(door.threshold_percent, 1.5);
+        let lobby = cams[1].settings.motion().unwrap();
+        assert_eq!((lobby.keepalive, lobby.threshold_percent), (Duration::from_secs(2), 0.3), "defaults apply");
+        assert_eq!(cams[2].settings.motion(), None, "off unless asked for");
+        for (bad, want) in [
+            ("motion_keepalive = \"soon\"", "motion_keepalive"),
+            ("motion_keepalive = \"0s\"\nmotion = true", "above 0"),
+            ("motion_threshold = 120", "0-100"),
+            ("motion_threshold = -1", "0-100"),
+        ] {
+            let text = format!("[[camera]]\nid = \"a\"\nsource = \"x\"\n{bad}\n");
+            let e = parse_config(Path::new("c.toml"), &text, &defaults()).unwrap_err().to_string();
+            assert!(e.contains(want) && e.contains("\"a\""), "{bad}: {e}");
+        }
+        assert_eq!(parse_percent("0.5"), Ok(0.5));
+        assert_eq!(parse_percent("2%"), Ok(2.0));
+        assert!(parse_percent("101").is_err() && parse_percent("lots").is_err());
     }
 
     #[test]

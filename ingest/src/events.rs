@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::decode::SourceInfo;
 use crate::jpeg::Shrink;
@@ -38,6 +38,40 @@ counted! {
     FramePublished => published;
     /// librdkafka's queue was full: the producer waits for deliveries, which slows the decoders.
     ProducerBackpressure => backpressure_waits;
+    /// `--motion`: a frame was sent only because `--motion-keepalive` had passed (`keepalive = true`).
+    FrameKeptAlive => keepalive;
+}
+
+/// `--motion`: a sampled frame's picture did not change since the camera's last published frame, so it was
+/// left out before JPEG encoding. Not a loss: it takes no seq, and the next Frame counts it in
+/// `unchanged_before`. Many a second on a quiet camera, hence debug level.
+#[derive(Debug)]
+pub struct FrameUnchanged<'a> {
+    pub camera: &'a str,
+    pub stream_us: i64,
+    /// Percent of the picture that changed, under the threshold.
+    pub changed_percent: f64,
+}
+
+impl FrameUnchanged<'_> {
+    pub fn emit(&self, m: &Metrics) {
+        m.unchanged.with_label_values(&[self.camera]).inc();
+        debug!(camera = %self.camera, stream_us = self.stream_us, changed_percent = self.changed_percent,
+            "frame left out: picture unchanged");
+    }
+}
+
+/// A frame was handed to the producer after `waited` in ingest's queue (encoded -> published).
+#[derive(Debug)]
+pub struct FrameHandedOff<'a> {
+    pub camera: &'a str,
+    pub waited: Duration,
+}
+
+impl FrameHandedOff<'_> {
+    pub fn emit(&self, m: &Metrics) {
+        m.stage_seconds.with_label_values(&[self.camera, "ingest_queue"]).observe(self.waited.as_secs_f64());
+    }
 }
 
 /// A sampled frame was encoded as JPEG within the message size.
@@ -45,13 +79,17 @@ counted! {
 pub struct FrameEncoded<'a> {
     pub camera: &'a str,
     pub bytes: usize,
+    /// The JPEG encoding itself.
     pub took: Duration,
+    /// From decoded to encoded (the `jpeg` stage): the encoding, and the motion check before it.
+    pub since_decoded: Duration,
 }
 
 impl FrameEncoded<'_> {
     pub fn emit(&self, m: &Metrics) {
         let labels = [self.camera];
         m.encode_seconds.with_label_values(&labels).observe(self.took.as_secs_f64());
+        m.stage_seconds.with_label_values(&[self.camera, "jpeg"]).observe(self.since_decoded.as_secs_f64());
         m.jpeg_bytes.with_label_values(&labels).inc_by(self.bytes as u64);
         m.sampled.with_label_values(&labels).inc();
     }

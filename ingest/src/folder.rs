@@ -95,6 +95,7 @@ pub fn read_media(worker: &mut Worker, path: &Path, shown_as: &str, start_us: i6
         options: worker.spec.settings.options.clone(),
         watchdog: Watchdog::new(None, worker.shared.shutdown.clone()),
         keyframes_only: false,
+        low_delay: false,
     };
     let path_str = path.to_string_lossy().into_owned();
     let mut source = VideoSource::open(&path_str, opts).map_err(|e| named(e, shown_as))?;

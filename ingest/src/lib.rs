@@ -10,6 +10,8 @@
 //! - [`bucket`]: a bucket prefix in object storage read like a folder, optionally watched for new keys.
 //! - [`decode`]: opening sources and decoding video, with stalls, damage and truncation reported.
 //! - [`sample`]: `--fps` sampling by stream time.
+//! - [`motion`]: `--motion` gating: sampled frames whose picture did not change are left out (counted), with
+//!   a keep-alive frame every `--motion-keepalive`.
 //! - [`jpeg`]: libjpeg-turbo encoding from YUV planes; shrinking frames that exceed the message size.
 //! - [`queue`]: the per-camera queues to the producer (drop-oldest for live sources, wait for files).
 //! - [`publish`]: the Kafka producer with backpressure and delivery accounting.
@@ -30,6 +32,7 @@ pub mod events;
 pub mod folder;
 pub mod jpeg;
 pub mod metrics;
+pub mod motion;
 pub mod progress;
 pub mod publish;
 pub mod queue;
@@ -79,7 +82,8 @@ pub struct Config {
     pub objects: framewire_common::objects::ObjectStoreArgs,
 
     /// Cameras to run, from a TOML file of `[[camera]]` tables (id, source, and optionally fps, realtime,
-    /// keyframes_only, rtsp_transport, options, watch, live, jpeg_quality).
+    /// keyframes_only, rtsp_transport, options, watch, live, jpeg_quality, motion, motion_keepalive = "2s",
+    /// motion_threshold = 0.3).
     #[arg(long, env = "FRAMEWIRE_CONFIG")]
     pub config: Option<PathBuf>,
 
@@ -151,6 +155,22 @@ pub struct Config {
     #[arg(long, env = "FRAMEWIRE_REPLICATION", default_value_t = 1)]
     pub replication: i32,
 
+    /// Publish a sampled frame only if its picture changed since the camera's last published frame (beyond
+    /// sensor noise and changes of light), plus a keep-alive frame every --motion-keepalive. Frames left out
+    /// take no seq (a seq gap is still a loss); the next Frame counts them in `unchanged_before`.
+    #[arg(long, env = "FRAMEWIRE_MOTION")]
+    pub motion: bool,
+
+    /// With --motion: publish a frame at least this often (stream time) even if nothing changed, so a still
+    /// object keeps its event open and viewers stay current. Such frames carry `keepalive = true`.
+    #[arg(long, env = "FRAMEWIRE_MOTION_KEEPALIVE", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub motion_keepalive: Duration,
+
+    /// With --motion: percent of the picture (in cells of a 64-across grid) that must change for a frame to
+    /// be published. Lower catches smaller or farther motion; higher ignores swaying leaves.
+    #[arg(long, env = "FRAMEWIRE_MOTION_THRESHOLD", default_value_t = motion::DEFAULT_THRESHOLD_PERCENT, value_parser = cameras::parse_percent)]
+    pub motion_threshold: f64,
+
     /// JPEG quality, 1-100.
     #[arg(long, env = "FRAMEWIRE_JPEG_QUALITY", default_value_t = 80, value_parser = clap::value_parser!(u8).range(1..=100))]
     pub jpeg_quality: u8,
@@ -188,6 +208,9 @@ impl Config {
             options: self.input_options.iter().cloned().collect(),
             watch: self.watch,
             jpeg_quality: self.jpeg_quality,
+            motion: self.motion,
+            motion_keepalive: self.motion_keepalive,
+            motion_threshold: self.motion_threshold,
         }
     }
 
@@ -257,7 +280,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<Summary>
     for spec in specs {
         let policy = if spec.live.unwrap_or(spec.kind().is_live()) { Full::DropOldest } else { Full::Wait };
         let queue = queues.add(config.queue_frames, policy);
-        let status = CameraStatus::new(&spec.id);
+        let status = CameraStatus::new(&spec.id, spec.settings.motion);
         progress.add(status.clone());
         cameras.push((spec, queue, status));
     }
@@ -314,8 +337,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<Summary>
     let renderer = tokio::spawn(progress.run(rendering.clone()));
 
     let mut fatal = None;
-    while let Some(frame) = queues.next().await {
+    while let Some(mut frame) = queues.next().await {
         let i = ids.iter().position(|id| **id == *frame.camera_id).unwrap_or(0);
+        publish::stamp_published(&mut frame, &metrics);
         let sent = match publisher.send(&ids[i], &frame.encode_to_vec()).await {
             Ok(()) => publisher.poll_deliveries(),
             Err(e) => Err(e),

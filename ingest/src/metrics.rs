@@ -22,6 +22,11 @@ pub struct Metrics {
     pub backpressure_waits: IntCounterVec,
     pub jpeg_bytes: IntCounterVec,
     pub encode_seconds: HistogramVec,
+    /// By `camera` and `stage`: `jpeg` (decoded -> encoded), `queue` (encoded -> handed to the producer).
+    pub stage_seconds: HistogramVec,
+    /// `--motion`: frames left out because nothing changed, and frames sent only as keep-alives.
+    pub unchanged: IntCounterVec,
+    pub keepalive: IntCounterVec,
     /// `--uploads`: one series each (per object, not per camera, except the frames' own counters above).
     pub upload_notifications: IntCounter,
     pub upload_skipped: IntCounter,
@@ -49,6 +54,17 @@ impl Metrics {
         )
         .unwrap_or_else(|e| panic!("histogram: {e}"));
         let encode_seconds = register(&registry, encode_seconds);
+        let stage_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "framewire_ingest_stage_seconds",
+                "Time a frame spent in ingest's stages: jpeg (decoded -> JPEG encoded, motion check included), \
+                 queue (encoded -> handed to the producer)",
+            )
+            .buckets(vec![0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0]),
+            &["camera", "stage"],
+        )
+        .unwrap_or_else(|e| panic!("histogram: {e}"));
+        let stage_seconds = register(&registry, stage_seconds);
         let counter = |name: &str, help: &str| counter_vec(&registry, name, help, "camera");
         let upload = |name: &str, help: &str| framewire_common::metrics::counter(&registry, name, help);
         Metrics {
@@ -88,6 +104,15 @@ impl Metrics {
             ),
             jpeg_bytes: counter("framewire_ingest_jpeg_bytes_total", "Bytes of JPEG produced"),
             encode_seconds,
+            stage_seconds,
+            unchanged: counter(
+                "framewire_ingest_frames_unchanged_total",
+                "Sampled frames left out by --motion because the picture had not changed (not losses: they take no seq)",
+            ),
+            keepalive: counter(
+                "framewire_ingest_frames_keepalive_total",
+                "Frames sent by --motion only because --motion-keepalive had passed since the camera's last frame",
+            ),
             upload_notifications: upload("framewire_ingest_upload_notifications_total", "Upload notifications read"),
             upload_skipped: upload(
                 "framewire_ingest_upload_events_skipped_total",
@@ -127,6 +152,8 @@ pub struct Figures {
     pub reconnects: u64,
     pub skipped_files: u64,
     pub damaged: u64,
+    pub unchanged: u64,
+    pub keepalive: u64,
 }
 
 impl Metrics {
@@ -137,9 +164,12 @@ impl Metrics {
         for c in [&self.decoded, &self.sampled, &self.published, &self.failed, &self.dropped, &self.shrunk]
             .into_iter()
             .chain([&self.too_large, &self.skipped_files, &self.reconnects, &self.bad_packets])
-            .chain([&self.backpressure_waits, &self.jpeg_bytes])
+            .chain([&self.backpressure_waits, &self.jpeg_bytes, &self.unchanged, &self.keepalive])
         {
             c.with_label_values(&labels);
+        }
+        for stage in ["jpeg", "ingest_queue"] {
+            self.stage_seconds.with_label_values(&[camera, stage]);
         }
         self.up.with_label_values(&labels).set(0);
         self.queued.with_label_values(&labels).set(0);
@@ -154,6 +184,8 @@ impl Metrics {
             reconnects: get(&self.reconnects),
             skipped_files: get(&self.skipped_files),
             damaged: get(&self.bad_packets),
+            unchanged: get(&self.unchanged),
+            keepalive: get(&self.keepalive),
         }
     }
 }

@@ -60,12 +60,15 @@ pub struct CameraStatus {
     /// Declared duration (files), or -1.
     duration_us: AtomicI64,
     live: AtomicBool,
+    /// `--motion` is on: frames left out as unchanged are shown, so a quiet camera's low rate is explained.
+    motion: bool,
 }
 
 impl CameraStatus {
-    pub fn new(id: &str) -> Arc<Self> {
+    pub fn new(id: &str, motion: bool) -> Arc<Self> {
         Arc::new(CameraStatus {
             id: id.to_string(),
+            motion,
             state: AtomicU8::new(State::Connecting as u8),
             position_us: AtomicI64::new(0),
             duration_us: AtomicI64::new(-1),
@@ -134,8 +137,9 @@ impl Progress {
                 let f = self.metrics.figures(&s.id);
                 let fps = (f.published - last[i]) as f64 / secs;
                 last[i] = f.published;
+                let unchanged = s.motion.then_some(f.unchanged);
                 info!(camera = %s.id, state = s.state().as_str(), published = f.published, fps = format!("{fps:.1}"),
-                    dropped = f.dropped, reconnects = f.reconnects, skipped = f.skipped_files,
+                    dropped = f.dropped, reconnects = f.reconnects, skipped = f.skipped_files, unchanged,
                     percent = ?s.percent().map(f64::round), "ingest status");
             }
         }
@@ -160,6 +164,9 @@ impl Progress {
                 }
                 if f.reconnects > 0 {
                     msg += &format!(", {} reconnects", f.reconnects);
+                }
+                if s.motion {
+                    msg += &format!(", {} unchanged", f.unchanged);
                 }
                 match s.percent() {
                     Some(p) => {

@@ -14,9 +14,10 @@ use tracing::warn;
 
 use framewire_common::failure::{Verdict, classify};
 use framewire_common::kafka::KafkaArgs;
-use framewire_proto::names;
+use framewire_common::time::now_us;
+use framewire_proto::{Frame, names};
 
-use crate::events::{DeliveryFailed, FramePublished, ProducerBackpressure, ProducerStopped};
+use crate::events::{DeliveryFailed, FrameHandedOff, FramePublished, ProducerBackpressure, ProducerStopped};
 use crate::metrics::Metrics;
 use crate::{Error, Result};
 
@@ -26,7 +27,10 @@ pub fn producer_settings(max_message_bytes: usize) -> Vec<(&'static str, String)
         ("acks", "all".into()),
         // Retries must not reorder or duplicate a camera's frames.
         ("enable.idempotence", "true".into()),
-        ("linger.ms", "5".into()),
+        // No lingering: a frame is a batch's worth by itself, and 5 ms of waiting for company was a third
+        // of a live frame's Kafka hop (bench/pipeline.sh). Frames queued while requests are in flight still
+        // go out together.
+        ("linger.ms", "0".into()),
         ("message.max.bytes", max_message_bytes.to_string()),
         // A bounded local queue (64 MiB) is what turns a slow broker into backpressure.
         ("queue.buffering.max.kbytes", "65536".into()),
@@ -38,6 +42,19 @@ pub fn producer_settings(max_message_bytes: usize) -> Vec<(&'static str, String)
         // frames vanish into it. The cost is one small request per 10 s.
         ("topic.metadata.refresh.interval.ms", "10000".into()),
     ]
+}
+
+/// Records when `frame` is handed to the producer (`stage_times.published_us`), just before it is encoded to
+/// bytes, and how long it waited since it was encoded.
+pub fn stamp_published(frame: &mut Frame, metrics: &Metrics) {
+    let published_us = now_us();
+    let times = frame.stage_times.get_or_insert_default();
+    times.published_us = published_us;
+    let encoded_us = times.encoded_us;
+    if encoded_us > 0 {
+        let waited = Duration::from_micros(published_us.saturating_sub(encoded_us).max(0) as u64);
+        FrameHandedOff { camera: &frame.camera_id, waited }.emit(metrics);
+    }
 }
 
 type Delivery = <DeliveryFuture as std::future::Future>::Output;

@@ -21,6 +21,10 @@ pub struct CameraSummary {
     pub skipped: u64,
     /// Frames lost to damaged data in the source.
     pub damaged: u64,
+    /// `--motion`: sampled frames left out because the picture had not changed (not losses).
+    pub unchanged: u64,
+    /// `--motion`: published frames sent only because `--motion-keepalive` had passed.
+    pub keepalive: u64,
     /// Why the camera stopped early, if it did.
     #[serde(serialize_with = "message")]
     pub error: Option<Error>,
@@ -38,6 +42,8 @@ impl CameraSummary {
             reconnects: figures.reconnects,
             skipped: figures.skipped_files,
             damaged: figures.damaged,
+            unchanged: figures.unchanged,
+            keepalive: figures.keepalive,
             // Frames before the damage are published; the count in the error is what was acknowledged.
             error: result.err().map(|e| match e {
                 Error::Truncated { source_uri, ended_s, declared_s, .. } => {
@@ -102,6 +108,8 @@ impl Summary {
                 (c.reconnects, "reconnects"),
                 (c.skipped, "files skipped"),
                 (c.damaged, "lost to damaged data"),
+                (c.unchanged, "unchanged (not sent)"),
+                (c.keepalive, "keep-alives"),
             ] {
                 if n > 0 {
                     detail += &format!(", {n} {what}");
@@ -181,7 +189,7 @@ mod tests {
         let s = summary();
         let line = s.render(Format::Json);
         assert_eq!(line.lines().count(), 1, "{line}");
-        assert!(line.starts_with(r#"{"summary":"ingest","elapsed_s":2.5,"cameras":[{"camera":"door","published":50,"decoded":52,"dropped":2,"reconnects":0,"skipped":0,"damaged":0,"error":null}"#), "{line}");
+        assert!(line.starts_with(r#"{"summary":"ingest","elapsed_s":2.5,"cameras":[{"camera":"door","published":50,"decoded":52,"dropped":2,"reconnects":0,"skipped":0,"damaged":0,"unchanged":0,"keepalive":0,"error":null}"#), "{line}");
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["cameras"][1]["error"], "yard.m4a has no video stream");
         assert_eq!(v["undelivered"], serde_json::Value::Null);
@@ -199,6 +207,23 @@ mod tests {
         assert_eq!(v["uploads"]["frames"], 9);
         assert_eq!(v["uploads"]["dead_letters"], 1);
         assert!(!summary().render_json().contains("uploads"));
+    }
+
+    #[test]
+    fn motion_figures_are_reported_when_there_are_any() {
+        let figures = Figures { decoded: 300, published: 12, unchanged: 48, keepalive: 3, ..Default::default() };
+        let s = Summary {
+            elapsed: Duration::from_secs(10),
+            cameras: vec![CameraSummary::new("door", figures, Ok(()))],
+            ..Summary::default()
+        };
+        assert_eq!(
+            s.render(Format::Text),
+            "published 12 frames of camera door (300 decoded, 48 unchanged (not sent), 3 keep-alives) in 10.0 s, \
+             1.2 frames/s\n"
+        );
+        let v: serde_json::Value = serde_json::from_str(&s.render_json()).unwrap();
+        assert_eq!((v["cameras"][0]["unchanged"].as_u64(), v["cameras"][0]["keepalive"].as_u64()), (Some(48), Some(3)));
     }
 
     #[test]

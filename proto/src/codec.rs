@@ -75,6 +75,14 @@ mod tests {
             source_uri: "file:///videos/bikes.mp4".into(),
             capture_clock: crate::CaptureClock::Ingest as i32,
             object: None,
+            stage_times: Some(crate::StageTimes {
+                decoded_us: 1,
+                encoded_us: 2,
+                published_us: 3,
+                ..Default::default()
+            }),
+            unchanged_before: 3,
+            keepalive: true,
         }
     }
 

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::Detections;
+use crate::{Detections, Skipped};
 
 /// One `Detections` message as JSON.
 #[derive(Debug, Serialize, PartialEq)]
@@ -15,6 +15,16 @@ pub struct DetectionsJson<'a> {
     pub model: String,
     pub inference_ms: f32,
     pub detections: Vec<BoxJson<'a>>,
+    /// `"stale"` when the frame was not run through the model (`detect --max-frame-age`); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<&'static str>,
+    /// Frames of this camera left out by motion gating just before this one; absent when none.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub unchanged_before: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// One box as JSON; `box` is `[x1, y1, x2, y2]` in source-frame pixels.
@@ -47,6 +57,11 @@ impl<'a> From<&'a Detections> for DetectionsJson<'a> {
                     bbox: [b.x1, b.y1, b.x2, b.y2],
                 })
                 .collect(),
+            skipped: match d.skipped() {
+                Skipped::None => None,
+                Skipped::Stale => Some("stale"),
+            },
+            unchanged_before: d.unchanged_before,
         }
     }
 }

@@ -8,10 +8,12 @@
 //! - [`names`]: topic names, header keys, default group ids.
 //! - [`json`]: the stable JSON view of `Detections`.
 //! - [`codec`]: decoding with schema-version checks.
+//! - [`stages`]: a result's latency split by pipeline stage.
 
 pub mod codec;
 pub mod json;
 pub mod names;
+pub mod stages;
 
 /// Generated types for `package framewire.v1`.
 #[allow(clippy::all, missing_docs)]
@@ -20,7 +22,7 @@ pub mod v1 {
 }
 
 pub use codec::{DecodeError, decode_detections, decode_frame};
-pub use v1::{Box as DetectionBox, CaptureClock, Detections, Encoding, Frame, SourceObject};
+pub use v1::{Box as DetectionBox, CaptureClock, Detections, Encoding, Frame, Skipped, SourceObject, StageTimes};
 
 /// The schema version this build writes, and the newest it reads.
 pub const SCHEMA_VERSION: u32 = 1;

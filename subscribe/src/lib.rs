@@ -3,7 +3,8 @@
 //! # Layout
 //! - [`tail`]: print detections as they arrive (human-readable or JSON lines), with a run summary (a line of
 //!   text or one JSON object); its outcomes are in [`events::tail`].
-//! - [`summary`]: counting frames, labels, duplicates and latency for the summary.
+//! - [`summary`]: counting frames, labels, duplicates and latency for the summary; [`latency`] the latency
+//!   by pipeline stage.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`store`]: `subscribe store`, the durable store ([`snapshot`]s in a directory or a bucket, [`annotate`]
 //!   drawing, [`frames`] frames read back by offset, [`track`] events, [`alerts`] rules); its outcomes are in
@@ -18,6 +19,7 @@ pub mod alerts;
 pub mod annotate;
 pub mod events;
 pub mod frames;
+pub mod latency;
 pub mod metrics;
 pub mod query;
 pub mod repo;

@@ -1,7 +1,7 @@
 //! The subscribers' Prometheus metrics, named once here.
 
-use framewire_common::metrics::{counter, counter_vec, gauge, histogram};
-use prometheus::{Histogram, IntCounter, IntCounterVec, IntGauge, Registry};
+use framewire_common::metrics::{counter, counter_vec, gauge, histogram, histogram_vec};
+use prometheus::{Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge, Registry};
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -11,6 +11,12 @@ pub struct Metrics {
     pub undecodable: IntCounter,
     /// Capture time to received here: the whole pipeline's latency as a viewer sees it.
     pub latency_seconds: Histogram,
+    /// The same latency by pipeline stage (`framewire_proto::stages::STAGES`).
+    pub stage_seconds: HistogramVec,
+    /// Records of frames detect skipped as stale (`--max-frame-age`).
+    pub skipped: IntCounter,
+    /// Frames ingest left out as unchanged (motion gating), as reported by the records after them.
+    pub unchanged: IntCounter,
 }
 
 impl Metrics {
@@ -30,6 +36,21 @@ impl Metrics {
                 "Capture time to Detections received by the subscriber",
                 vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0],
             ),
+            stage_seconds: histogram_vec(
+                &r,
+                "framewire_subscribe_stage_seconds",
+                "Time a result spent in each pipeline stage (decode, jpeg, ingest_queue, kafka_frames, detect_queue, inference, detect_output, kafka_results, total)",
+                "stage",
+                vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
+            ),
+            skipped: counter(
+                "framewire_subscribe_skipped_total",
+                "Records of frames detect did not run through the model because they were stale (--max-frame-age)",
+            ),
+            unchanged: counter(
+                "framewire_subscribe_frames_unchanged_total",
+                "Frames ingest left out because nothing changed (motion gating): not losses",
+            ),
             registry: r,
         }
     }
@@ -46,6 +67,9 @@ impl Default for Metrics {
 pub struct StoreMetrics {
     pub registry: Registry,
     pub frames_written: IntCounter,
+    /// Records of frames detect skipped as stale: counted, not stored.
+    pub skipped: IntCounter,
+    pub unchanged: IntCounter,
     pub boxes_written: IntCounter,
     pub duplicates: IntCounter,
     pub dead_letters: IntCounter,
@@ -83,6 +107,14 @@ impl StoreMetrics {
         }
         StoreMetrics {
             frames_written: counter("framewire_store_frames_total", "Frames (Detections) stored for the first time"),
+            skipped: counter(
+                "framewire_store_skipped_total",
+                "Records of frames detect did not run through the model (stale, --max-frame-age): counted, not stored",
+            ),
+            unchanged: counter(
+                "framewire_store_frames_unchanged_total",
+                "Frames ingest left out because nothing changed (motion gating): not losses",
+            ),
             boxes_written: counter("framewire_store_boxes_total", "Boxes written"),
             duplicates: counter(
                 "framewire_store_duplicates_total",

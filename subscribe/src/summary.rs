@@ -7,7 +7,10 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use framewire_proto::Detections;
+use framewire_proto::stages::STAGES;
+use framewire_proto::{Detections, Skipped};
+
+use crate::latency::{Latencies, StageQuantiles};
 
 pub use framewire_common::summary::Format;
 
@@ -16,20 +19,18 @@ pub struct Summary {
     pub messages: u64,
     pub duplicates: u64,
     pub undecodable: u64,
+    /// Distinct records of frames detect did not run through the model (`--max-frame-age`).
+    pub skipped: u64,
+    /// Frames ingest left out as unchanged (motion gating), as the records that follow them report.
+    pub unchanged: u64,
     /// Recent seqs per (camera, model version).
     seen: HashMap<(String, String), Recent>,
     labels: BTreeMap<String, u64>,
     first: Option<Instant>,
     last: Option<Instant>,
-    /// A uniform sample (reservoir) of (capture -> received ms, inference ms), bounded however long the tail
-    /// runs.
-    samples: Vec<(i64, f32)>,
-    sampled: u64,
-    rng: u64,
+    /// Latency by stage of the results detected (skipped records excluded).
+    latencies: Latencies,
 }
-
-/// Samples kept for the latency quantiles.
-const RESERVOIR: usize = 100_000;
 
 /// Seqs remembered per camera and model to recognise a repeat. At-least-once repeats arrive within the
 /// in-flight and not-yet-committed window (seconds of frames), far inside this; older seqs are forgotten so
@@ -59,17 +60,6 @@ impl Recent {
     }
 }
 
-/// The `q` quantile (0..=1) of `values`, nearest rank.
-pub fn quantile<T: Copy + PartialOrd>(values: &[T], q: f64) -> Option<T> {
-    if values.is_empty() {
-        return None;
-    }
-    let mut v = values.to_vec();
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
-    let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
-    Some(v[rank - 1])
-}
-
 impl Summary {
     /// Counts a message; returns false if it is a duplicate of one already seen.
     pub fn add(&mut self, d: &Detections, now: Instant) -> bool {
@@ -83,32 +73,27 @@ impl Summary {
         for b in &d.boxes {
             *self.labels.entry(b.label.clone()).or_default() += 1;
         }
+        if d.skipped() != Skipped::None {
+            self.skipped += 1;
+        }
+        self.unchanged += u64::from(d.unchanged_before);
         true
     }
 
-    /// Records a frame's end-to-end latency (capture to received here, ms) and its inference time.
-    pub fn add_latency(&mut self, latency_ms: i64, inference_ms: f32) {
-        self.sampled += 1;
-        if self.samples.len() < RESERVOIR {
-            self.samples.push((latency_ms, inference_ms));
-            return;
-        }
-        // xorshift64: a uniform enough pick for a reservoir.
-        self.rng = if self.rng == 0 { 0x9e37_79b9_7f4a_7c15 } else { self.rng };
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        let j = (self.rng % self.sampled) as usize;
-        if j < RESERVOIR {
-            self.samples[j] = (latency_ms, inference_ms);
-        }
+    /// Samples the latency, by stage, of a distinct result received at `received_us` (Unix µs); a skipped
+    /// record has no result to time. Returns the stages (ms), for metrics.
+    pub fn add_timing(&mut self, d: &Detections, received_us: i64) -> Option<[Option<f64>; STAGES.len()]> {
+        (d.skipped() == Skipped::None).then(|| self.latencies.add(d, received_us))
     }
 
     /// Capture-to-here latency p50 and p99 (ms), and the median inference time (ms).
     pub fn latency(&self) -> Option<(i64, i64, f32)> {
-        let lat: Vec<i64> = self.samples.iter().map(|s| s.0).collect();
-        let inf: Vec<f32> = self.samples.iter().map(|s| s.1).collect();
-        Some((quantile(&lat, 0.5)?, quantile(&lat, 0.99)?, quantile(&inf, 0.5)?))
+        self.latencies.total()
+    }
+
+    /// p50/p99 of each stage the results recorded.
+    pub fn stages(&self) -> Vec<StageQuantiles> {
+        self.latencies.stages()
     }
 
     /// Distinct frames (duplicates excluded).
@@ -151,15 +136,21 @@ impl Summary {
             || "n/a".to_string(),
             |(p50, p99, inf)| format!("p50 {p50} ms, p99 {p99} ms (inference p50 {inf:.1} ms)"),
         );
+        let stages: Vec<String> =
+            self.stages().iter().map(|s| format!("{} {:.1}/{:.1}", s.stage, s.p50_ms, s.p99_ms)).collect();
+        let stages = if stages.is_empty() { "n/a".to_string() } else { stages.join(", ") };
         // The rate stays last: scripts read it from the end of the line.
         format!(
-            "summary: {} frames detected from {} camera(s), {} duplicate(s), {} undecodable; top labels: {}; latency capture to here {}; {} frames/s",
+            "summary: {} frames detected from {} camera(s), {} duplicate(s), {} undecodable, {} skipped as stale, {} left out unchanged; top labels: {}; latency capture to here {}; by stage p50/p99 ms: {}; {} frames/s",
             self.frames(),
             self.cameras(),
             self.duplicates,
             self.undecodable,
+            self.skipped,
+            self.unchanged,
             if labels.is_empty() { "none".to_string() } else { labels.join(", ") },
             latency,
+            stages,
             rate
         )
     }
@@ -172,10 +163,13 @@ impl Summary {
             cameras: self.cameras(),
             duplicates: self.duplicates,
             undecodable: self.undecodable,
+            skipped: self.skipped,
+            unchanged: self.unchanged,
             top_labels: self.top_labels(5).into_iter().map(|(label, count)| Label { label, count }).collect(),
             latency_p50_ms: latency.map(|l| l.0),
             latency_p99_ms: latency.map(|l| l.1),
             inference_p50_ms: latency.map(|l| l.2),
+            stages: self.stages(),
             frames_per_s: self.rate(),
         };
         framewire_common::summary::json("tail", &json)
@@ -189,11 +183,15 @@ struct Json<'a> {
     cameras: usize,
     duplicates: u64,
     undecodable: u64,
+    skipped: u64,
+    unchanged: u64,
     /// Most frequent first, at most five.
     top_labels: Vec<Label<'a>>,
     latency_p50_ms: Option<i64>,
     latency_p99_ms: Option<i64>,
     inference_p50_ms: Option<f32>,
+    /// Pipeline order; only the stages the results recorded.
+    stages: Vec<StageQuantiles>,
     frames_per_s: Option<f64>,
 }
 
@@ -247,11 +245,14 @@ mod tests {
         s.add(&det("b", 1, &["person"]), t0 + Duration::from_secs(1));
         assert_eq!(
             s.render_as(Format::Json),
-            r#"{"summary":"tail","frames":2,"cameras":2,"duplicates":1,"undecodable":0,"top_labels":[{"label":"person","count":2},{"label":"car","count":1}],"latency_p50_ms":null,"latency_p99_ms":null,"inference_p50_ms":null,"frames_per_s":1.0}"#
+            r#"{"summary":"tail","frames":2,"cameras":2,"duplicates":1,"undecodable":0,"skipped":0,"unchanged":0,"top_labels":[{"label":"person","count":2},{"label":"car","count":1}],"latency_p50_ms":null,"latency_p99_ms":null,"inference_p50_ms":null,"stages":[],"frames_per_s":1.0}"#
         );
-        s.add_latency(40, 20.5);
+        let d = Detections { capture_time_ms: 1_000, inference_ms: 20.5, ..det("b", 2, &[]) };
+        s.add(&d, t0);
+        assert!(s.add_timing(&d, 1_040_000).is_some());
         let v: serde_json::Value = serde_json::from_str(&s.render_json()).unwrap();
         assert_eq!((v["latency_p50_ms"].as_i64(), v["inference_p50_ms"].as_f64()), (Some(40), Some(20.5)));
+        assert_eq!(v["stages"], serde_json::json!([{"stage": "total", "p50_ms": 40.0, "p99_ms": 40.0}]));
     }
 
     #[test]
@@ -273,19 +274,21 @@ mod tests {
     }
 
     #[test]
-    fn latency_quantiles_come_from_a_bounded_sample() {
+    fn skipped_records_are_counted_apart_and_not_timed() {
         let mut s = Summary::default();
-        for i in 1..=100 {
-            s.add_latency(i, 20.0);
-        }
-        assert_eq!(s.latency(), Some((50, 99, 20.0)));
-        assert!(s.render().contains("p50 50 ms, p99 99 ms (inference p50 20.0 ms)"), "{}", s.render());
-        for i in 0..(RESERVOIR as i64 + 5000) {
-            s.add_latency(1000 + i % 10, 20.0);
-        }
-        assert_eq!(s.samples.len(), RESERVOIR);
-        let (p50, _, _) = s.latency().unwrap();
-        assert!((1000..1010).contains(&p50), "the reservoir follows the stream: {p50}");
-        assert_eq!(quantile::<i64>(&[], 0.5), None);
+        let t0 = Instant::now();
+        let mut stale = Detections { capture_time_ms: 1_000, unchanged_before: 4, ..det("a", 0, &[]) };
+        stale.set_skipped(Skipped::Stale);
+        assert!(s.add(&stale, t0));
+        assert_eq!(s.add_timing(&stale, 9_000_000), None);
+        assert!(!s.add(&stale, t0), "a repeat is a duplicate, not a second skip");
+        let d = Detections { capture_time_ms: 1_000, unchanged_before: 2, ..det("a", 1, &["person"]) };
+        assert!(s.add(&d, t0));
+        assert!(s.add_timing(&d, 1_030_000).is_some());
+        assert_eq!((s.frames(), s.skipped, s.unchanged), (2, 1, 6));
+        assert_eq!(s.latency().map(|l| l.0), Some(30), "the stale record's 8 s is not a result's latency");
+        let text = s.render();
+        assert!(text.contains("1 skipped as stale, 6 left out unchanged"), "{text}");
+        assert!(text.contains("by stage p50/p99 ms: total 30.0/30.0"), "{text}");
     }
 }

@@ -9,9 +9,9 @@ use tokio_util::sync::CancellationToken;
 
 use framewire_common::kafka::KafkaArgs;
 use framewire_common::metrics::MetricsArgs;
-use framewire_common::time::{now_ms, now_us};
+use framewire_common::time::now_us;
 use framewire_proto::json::{DetectionsJson, model_tag};
-use framewire_proto::{Detections, names};
+use framewire_proto::{Detections, Skipped, names};
 
 use crate::Result;
 use crate::events::ConsumerError;
@@ -83,8 +83,13 @@ fn settings(from_beginning: bool) -> Vec<(&'static str, String)> {
 pub fn format_line(d: &Detections) -> String {
     let mut line =
         format!("{} #{} {}x{} {} {:.1}ms", d.camera_id, d.seq, d.width, d.height, model_tag(d), d.inference_ms);
-    if d.boxes.is_empty() {
+    if d.skipped() == Skipped::Stale {
+        line.push_str("  (skipped: stale)");
+    } else if d.boxes.is_empty() {
         line.push_str("  (nothing)");
+    }
+    if d.unchanged_before > 0 {
+        line.push_str(&format!("  [{} unchanged before]", d.unchanged_before));
     }
     for b in &d.boxes {
         line.push_str(&format!("  {} {:.2} [{:.0},{:.0},{:.0},{:.0}]", b.label, b.score, b.x1, b.y1, b.x2, b.y2));
@@ -127,7 +132,9 @@ pub async fn run(
                 let (latency_p50_ms, latency_p99_ms) =
                     summary.latency().map_or((None, None), |(a, b, _)| (Some(a), Some(b)));
                 let (duplicates, undecodable) = (summary.duplicates, summary.undecodable);
-                TailStatus { frames, fps, duplicates, undecodable, latency_p50_ms, latency_p99_ms }.emit();
+                let (skipped, unchanged) = (summary.skipped, summary.unchanged);
+                TailStatus { frames, fps, duplicates, undecodable, skipped, unchanged, latency_p50_ms, latency_p99_ms }
+                    .emit();
                 continue;
             }
             _ = tokio::time::sleep(idle_left.unwrap_or(Duration::MAX)), if idle_left.is_some() => break,
@@ -153,9 +160,8 @@ pub async fn run(
             continue;
         }
         if summary.add(&d, last) {
-            let latency_ms = (now_ms() - d.capture_time_ms).max(0);
-            summary.add_latency(latency_ms, d.inference_ms);
-            MessageReceived { latency_ms }.emit(&metrics);
+            let stages = summary.add_timing(&d, now_us());
+            MessageReceived { detections: &d, stages }.emit(&metrics);
         } else {
             DuplicateSeen.emit(&metrics);
         }
@@ -202,5 +208,8 @@ mod tests {
         assert_eq!(format_line(&d), "gate #9 640x272 ssd@abc 21.0ms  person 0.91 [1,2,30,41]");
         let empty = Detections { camera_id: "gate".into(), ..Default::default() };
         assert!(format_line(&empty).ends_with("(nothing)"));
+        let mut stale = Detections { camera_id: "gate".into(), unchanged_before: 3, ..Default::default() };
+        stale.set_skipped(Skipped::Stale);
+        assert!(format_line(&stale).ends_with("(skipped: stale)  [3 unchanged before]"), "{}", format_line(&stale));
     }
 }

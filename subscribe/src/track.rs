@@ -112,6 +112,19 @@ impl Tracker {
         self.tracks.values().flatten().map(|t| &t.row)
     }
 
+    /// Moves the camera's cursor past a frame that has no boxes to feed (skipped by detect). False if it was
+    /// seen before (a redelivery).
+    pub fn pass(&mut self, d: &Detections, model: &str) -> bool {
+        let key = (d.camera_id.clone(), model.to_string());
+        if let Some(&last) = self.last_seq.get(&key)
+            && d.seq <= last
+        {
+            return false;
+        }
+        self.last_seq.insert(key, d.seq);
+        true
+    }
+
     /// Feeds one frame's boxes that `accept` lets through. Returns `None` for a frame already seen (a
     /// redelivery), which must not extend or restart anything.
     pub fn observe(

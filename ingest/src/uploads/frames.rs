@@ -9,7 +9,8 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use framewire_proto::{CaptureClock, Encoding, Frame, SCHEMA_VERSION, SourceObject};
+use framewire_common::time::now_us;
+use framewire_proto::{CaptureClock, Encoding, Frame, SCHEMA_VERSION, SourceObject, StageTimes};
 
 use crate::Error;
 use crate::decode::{End, OpenOptions, VideoSource, Watchdog};
@@ -79,6 +80,7 @@ pub fn decode(job: &Job, path: &Path, frames: &mpsc::Sender<Frame>) -> Decoded {
         options: job.options.clone(),
         watchdog: Watchdog::new(None, job.shutdown.clone()),
         keyframes_only: job.keyframes_only,
+        low_delay: false,
     };
     let mut source = match VideoSource::open(&path_str, opts) {
         Ok(s) => s,
@@ -114,7 +116,7 @@ pub fn decode(job: &Job, path: &Path, frames: &mpsc::Sender<Frame>) -> Decoded {
         let frame_index = index;
         index += 1;
         let seq = seq(job.object.event_time_ms, &job.identity, frame_index);
-        let started = Instant::now();
+        let (decoded_us, started) = (now_us(), Instant::now());
         let encoded = match encoder.encode_within(picture, job.max_image_bytes) {
             Ok(e) => e,
             Err(error @ Error::TooLarge { .. }) => {
@@ -124,10 +126,12 @@ pub fn decode(job: &Job, path: &Path, frames: &mpsc::Sender<Frame>) -> Decoded {
             }
             Err(e) => return Err(e),
         };
+        let encoded_us = now_us();
         if let Some(how) = encoded.shrunk {
             FrameShrunk { camera, seq, how, height: encoded.height, limit: job.max_image_bytes }.emit(metrics);
         }
-        FrameEncoded { camera, bytes: encoded.data.len(), took: started.elapsed() }.emit(metrics);
+        let took = started.elapsed();
+        FrameEncoded { camera, bytes: encoded.data.len(), took, since_decoded: took }.emit(metrics);
         let frame = Frame {
             schema_version: SCHEMA_VERSION,
             camera_id: job.camera.to_string(),
@@ -142,6 +146,10 @@ pub fn decode(job: &Job, path: &Path, frames: &mpsc::Sender<Frame>) -> Decoded {
             // The time is the upload's, from the storage server's clock: neither ingest's nor a camera's.
             capture_clock: CaptureClock::Unspecified as i32,
             object: Some(SourceObject { frame_index, ..job.object.clone() }),
+            stage_times: Some(StageTimes { decoded_us, encoded_us, ..StageTimes::default() }),
+            // Uploads are not gated: every sampled frame of an object is published.
+            unchanged_before: 0,
+            keepalive: false,
         };
         if frames.blocking_send(frame).is_err() {
             return Ok(false);

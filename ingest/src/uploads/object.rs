@@ -177,9 +177,9 @@ async fn attempt(cx: &Context, c: &Created, uri: &str) -> Result<Outcome, Failur
     let mut out = Deliveries::new(cx, camera.clone());
     let mut first_seq = None;
     let mut failure = None;
-    while let Some(frame) = rx.recv().await {
+    while let Some(mut frame) = rx.recv().await {
         first_seq.get_or_insert(frame.seq);
-        if let Err(f) = out.send(&frame).await {
+        if let Err(f) = out.send(&mut frame).await {
             failure = Some(f);
             // Dropping the receiver stops the decoder at its next frame.
             break;
@@ -228,7 +228,8 @@ impl<'a> Deliveries<'a> {
     }
 
     /// Queues one frame, waiting while librdkafka's queue is full (backpressure to the decoder).
-    async fn send(&mut self, frame: &Frame) -> Result<(), Failure> {
+    async fn send(&mut self, frame: &mut Frame) -> Result<(), Failure> {
+        crate::publish::stamp_published(frame, &self.cx.metrics);
         let payload = frame.encode_to_vec();
         let (cx, camera) = (self.cx, self.camera.clone());
         let key: &str = &camera;

@@ -17,6 +17,9 @@ pub struct BatchWritten<'a> {
     /// Frames stored for the first time (not redeliveries).
     pub frames: u64,
     pub boxes: u64,
+    /// Records of skipped (stale) frames in the batch, and frames left out unchanged before its frames.
+    pub skipped: u64,
+    pub unchanged: u64,
     pub events_started: u64,
     /// The rule of each alert that was new to the database.
     pub alert_rules: &'a [&'a str],
@@ -31,6 +34,8 @@ impl BatchWritten<'_> {
         m.db_up.set(1);
         m.frames_written.inc_by(self.frames);
         m.boxes_written.inc_by(self.boxes);
+        m.skipped.inc_by(self.skipped);
+        m.unchanged.inc_by(self.unchanged);
         m.events_started.inc_by(self.events_started);
         for rule in self.alert_rules {
             m.alerts.with_label_values(&[rule]).inc();

@@ -2,19 +2,35 @@
 
 use tracing::{info, warn};
 
+use framewire_proto::Detections;
+use framewire_proto::stages::STAGES;
+
 use crate::metrics::Metrics;
 
-/// A Detections message arrived that was not seen before; it is printed next. `latency_ms`: capture time
-/// to received here.
+/// A Detections message arrived that was not seen before; it is printed next.
 #[derive(Debug)]
-pub struct MessageReceived {
-    pub latency_ms: i64,
+pub struct MessageReceived<'a> {
+    pub detections: &'a Detections,
+    /// Its stages in milliseconds (`framewire_proto::stages`); `None` for a record with no result (skipped).
+    pub stages: Option<[Option<f64>; STAGES.len()]>,
 }
 
-impl MessageReceived {
+impl MessageReceived<'_> {
     pub fn emit(&self, m: &Metrics) {
         m.messages.inc();
-        m.latency_seconds.observe(self.latency_ms as f64 / 1000.0);
+        m.unchanged.inc_by(u64::from(self.detections.unchanged_before));
+        let Some(stages) = self.stages else {
+            m.skipped.inc();
+            return;
+        };
+        for (stage, ms) in STAGES.iter().zip(stages) {
+            if let Some(ms) = ms {
+                m.stage_seconds.with_label_values(&[stage]).observe(ms / 1000.0);
+            }
+        }
+        if let Some(total) = stages[STAGES.len() - 1] {
+            m.latency_seconds.observe(total / 1000.0);
+        }
     }
 }
 
@@ -52,6 +68,8 @@ pub struct TailStatus {
     pub fps: f64,
     pub duplicates: u64,
     pub undecodable: u64,
+    pub skipped: u64,
+    pub unchanged: u64,
     pub latency_p50_ms: Option<i64>,
     pub latency_p99_ms: Option<i64>,
 }
@@ -59,7 +77,7 @@ pub struct TailStatus {
 impl TailStatus {
     pub fn emit(&self) {
         info!(frames = self.frames, fps = format!("{:.1}", self.fps), duplicates = self.duplicates,
-            undecodable = self.undecodable, latency_p50_ms = ?self.latency_p50_ms,
+            undecodable = self.undecodable, skipped = self.skipped, unchanged = self.unchanged, latency_p50_ms = ?self.latency_p50_ms,
             latency_p99_ms = ?self.latency_p99_ms, "tail status");
     }
 }

@@ -2,8 +2,8 @@
 
 use std::collections::HashMap;
 
-use framewire_proto::Detections;
 use framewire_proto::json::model_tag;
+use framewire_proto::{Detections, Skipped};
 use serde::Serialize;
 
 use super::snapshots::Snapshots;
@@ -21,6 +21,10 @@ pub struct Work {
     /// The highest offset per topic and partition, committed once the transaction is.
     pub offsets: HashMap<(String, i32), i64>,
     pub duplicates: u64,
+    /// Records of frames detect skipped (stale): nothing to store, the offset still advances.
+    pub skipped: u64,
+    /// Frames ingest left out as unchanged before the fresh frames of the batch.
+    pub unchanged: u64,
     pub dead: u64,
     pub snapshots: u64,
     pub snapshot_errors: u64,
@@ -83,6 +87,16 @@ pub struct Context<'a> {
 
 /// Adds one message's rows to `work`: snapshot, tracker updates, alerts, event records.
 pub async fn prepare(d: &Detections, next: &mut Trackers, work: &mut Work, cx: &mut Context<'_>, now: i64) {
+    if d.skipped() != Skipped::None {
+        // No model result: storing it as a frame would read as "nothing there", and the tracker would end
+        // events across an overload. Counted once (a redelivery is recognised by the camera's cursor); the
+        // events go on from the next result.
+        if next.events.pass(d, &model_tag(d)) {
+            work.skipped += 1;
+            work.unchanged += u64::from(d.unchanged_before);
+        }
+        return;
+    }
     let args = cx.args;
     let model = model_tag(d);
     let Some(observed) = next.events.observe(d, &model, now, |_| true) else {
@@ -93,6 +107,7 @@ pub async fn prepare(d: &Detections, next: &mut Trackers, work: &mut Work, cx: &
         return;
     };
     work.latencies_ms.push(now - d.capture_time_ms);
+    work.unchanged += u64::from(d.unchanged_before);
 
     // Snapshot: a wanted label, and either the camera's interval has passed or one of its events just began.
     let mut snap_path = None;

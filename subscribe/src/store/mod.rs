@@ -163,6 +163,10 @@ pub struct StoreSummary {
     pub events: u64,
     pub alerts: u64,
     pub db_retries: u64,
+    /// Records of frames detect skipped as stale (`--max-frame-age`): counted, not stored.
+    pub skipped: u64,
+    /// Frames ingest left out as unchanged (motion gating) before the frames stored.
+    pub unchanged: u64,
 }
 
 impl StoreSummary {
@@ -176,12 +180,14 @@ impl StoreSummary {
 
     fn text(&self) -> String {
         format!(
-            "stored {} frames ({} boxes) from {} messages; {} redelivered, {} dead-lettered; {} snapshots ({} failed), {} events, {} alerts; {} database retries",
+            "stored {} frames ({} boxes) from {} messages; {} redelivered, {} dead-lettered, {} skipped as stale, {} left out unchanged; {} snapshots ({} failed), {} events, {} alerts; {} database retries",
             self.frames,
             self.boxes,
             self.messages,
             self.duplicates,
             self.dead_letters,
+            self.skipped,
+            self.unchanged,
             self.snapshots,
             self.snapshot_errors,
             self.events,
@@ -201,11 +207,11 @@ mod tests {
             StoreSummary { messages: 21, frames: 20, boxes: 31, dead_letters: 1, db_retries: 2, ..Default::default() };
         assert_eq!(
             s.render(Format::Text),
-            "stored 20 frames (31 boxes) from 21 messages; 0 redelivered, 1 dead-lettered; 0 snapshots (0 failed), 0 events, 0 alerts; 2 database retries"
+            "stored 20 frames (31 boxes) from 21 messages; 0 redelivered, 1 dead-lettered, 0 skipped as stale, 0 left out unchanged; 0 snapshots (0 failed), 0 events, 0 alerts; 2 database retries"
         );
         assert_eq!(
             s.render(Format::Json),
-            r#"{"summary":"store","messages":21,"frames":20,"boxes":31,"duplicates":0,"dead_letters":1,"snapshots":0,"snapshot_errors":0,"events":0,"alerts":0,"db_retries":2}"#
+            r#"{"summary":"store","messages":21,"frames":20,"boxes":31,"duplicates":0,"dead_letters":1,"snapshots":0,"snapshot_errors":0,"events":0,"alerts":0,"db_retries":2,"skipped":0,"unchanged":0}"#
         );
     }
 }

@@ -67,6 +67,8 @@ pub async fn commit(
                 BatchWritten {
                     frames: fresh,
                     boxes,
+                    skipped: work.skipped,
+                    unchanged: work.unchanged,
                     events_started: work.started,
                     alert_rules: &rules,
                     latencies_ms: &work.latencies_ms,
@@ -76,6 +78,8 @@ pub async fn commit(
                 summary.frames += fresh;
                 summary.boxes += boxes;
                 summary.duplicates += work.duplicates;
+                summary.skipped += work.skipped;
+                summary.unchanged += work.unchanged;
                 summary.dead_letters += work.dead;
                 summary.snapshots += work.snapshots;
                 summary.snapshot_errors += work.snapshot_errors;

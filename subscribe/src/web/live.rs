@@ -241,6 +241,11 @@ pub(super) async fn consume(frames: StreamConsumer, detections: StreamConsumer, 
                         continue;
                     }
                 };
+                // A skipped (stale) frame has no result to show: the card keeps its last one, and its age says
+                // how old that is.
+                if d.skipped() != framewire_proto::Skipped::None {
+                    continue;
+                }
                 let mut s = lock(&app.shared);
                 if let Some(d) = s.join(d, Instant::now()) {
                     publish(&app, &mut s, &d, true, recent_cap);
