@@ -160,6 +160,19 @@ fn bad_kafka_settings_fail_with_a_message_that_names_them_but_not_the_secret() {
 }
 
 #[test]
+fn motion_gating_with_uploads_is_refused_not_ignored() {
+    // Checked before anything connects: port 9 would refuse.
+    let mut cmd = Command::new(bin("ingest"));
+    cmd.env("FRAMEWIRE_BROKERS", "127.0.0.1:9")
+        .env("FRAMEWIRE_METRICS_LISTEN", "off")
+        .env_remove("FRAMEWIRE_MOTION")
+        .args(["--uploads", "uploads", "--motion"]);
+    let out = run_bounded(cmd, Duration::from_secs(60));
+    assert!(!out.status.success(), "accepted: {}", printed(&out));
+    assert!(printed(&out).contains("drop --motion with --uploads"), "{}", printed(&out));
+}
+
+#[test]
 fn x_values_keep_their_commas_and_the_command_line_overrides_the_environment_key_by_key() {
     let broker = Broker::start();
     let dir = tempfile::tempdir().unwrap();

@@ -218,8 +218,10 @@ impl VideoSource {
         // Frame threading decodes several pictures at once, which files want (decoding is the costliest part
         // of ingest) but which holds every picture back by (threads - 1) frame intervals: 80 ms at 25 fps on
         // 2 cores, measured as most of a live camera's capture-to-decoded time. Live sources get slice
-        // threading (parallel within a picture, where the camera encodes slices) and no reordering delay.
-        let kind = if opts.low_delay {
+        // threading (parallel within a picture, where the camera encodes slices) and no reordering delay, up
+        // to 1080p: most cameras encode one slice per picture, which slice threading decodes on one core, and
+        // a larger picture at 25-30 fps is more than one core is sure to keep up with.
+        let kind = if opts.low_delay && coded_pixels(&ctx) <= LOW_DELAY_MAX_PIXELS {
             ctx.set_flags(ffmpeg::codec::Flags::LOW_DELAY);
             ffmpeg::codec::threading::Type::Slice
         } else {
@@ -371,6 +373,19 @@ impl VideoSource {
         }
         Ok(())
     }
+}
+
+/// The largest picture (1920x1088, 1080p as coded) decoded with low delay; see [`VideoSource::open`].
+const LOW_DELAY_MAX_PIXELS: i64 = 1920 * 1088;
+
+/// Width x height of the stream a codec context was made for (from the stream's parameters, before the
+/// decoder opens). ffmpeg-next has no accessor for these before then.
+#[allow(unsafe_code)]
+fn coded_pixels(ctx: &ffmpeg::codec::context::Context) -> i64 {
+    // SAFETY: `ctx` owns a live AVCodecContext filled from the stream's parameters; reading two plain
+    // integer fields of it, on the thread that owns it.
+    let (w, h) = unsafe { ((*ctx.as_ptr()).width, (*ctx.as_ptr()).height) };
+    i64::from(w) * i64::from(h)
 }
 
 /// The wall-clock time (Unix µs) of stream time zero, which FFmpeg's RTSP demuxer derives from the camera's

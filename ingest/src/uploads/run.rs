@@ -58,6 +58,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<Summary,
         )
         .into());
     }
+    if config.motion {
+        return Err(cli("--motion gates cameras; uploaded objects are not gated: drop --motion with --uploads").into());
+    }
     // librdkafka checks every -X setting now, before the broker is waited for.
     config.kafka.config(&[])?;
     let metrics = Metrics::new();
