@@ -344,37 +344,29 @@ pub(crate) fn consume(mut i: Intake) -> Result<()> {
 fn set_paused(i: &Intake, paused: bool, dispatch: &Dispatch) {
     // Set first: a rebalance inside the next poll applies it to newly assigned partitions.
     i.paused.store(paused, Ordering::SeqCst);
-    let assignment = match i.consumer.assignment() {
-        Ok(a) => a,
-        Err(e) => {
-            warn!(error = %e, "cannot read the assignment to pause or resume it");
-            return;
-        }
-    };
     // Partitions held back for a full lane stay paused until their frames have gone in.
-    let mut resumed = TopicPartitionList::new();
-    for e in assignment.elements().iter().filter(|e| !dispatch.holds(e.partition())) {
-        resumed.add_partition(e.topic(), e.partition());
-    }
-    let r = if paused { i.consumer.pause(&assignment) } else { i.consumer.resume(&resumed) };
-    if let Err(e) = r {
-        warn!(error = %e, paused, "cannot pause or resume the input");
-    }
+    pause_assigned(i, paused, |p| paused || !dispatch.holds(p));
     let in_flight = i.tracker.lock().map(|t| t.in_flight()).unwrap_or(0);
     if paused { InputPaused { in_flight }.emit() } else { InputResumed { in_flight }.emit() }
 }
 
 /// Pauses (or resumes) partitions held back for a full lane (or no longer), those still assigned.
 fn pause_partitions(i: &Intake, partitions: &[i32], pause: bool) {
+    pause_assigned(i, pause, |p| partitions.contains(&p));
+}
+
+/// Pauses (or resumes) the input's assigned partitions that `which` selects: the one place the input is
+/// paused, for the whole pipeline being full and for a full lane alike.
+fn pause_assigned(i: &Intake, pause: bool, which: impl Fn(i32) -> bool) {
     let assigned = match i.consumer.assignment() {
         Ok(a) => a,
         Err(e) => {
-            warn!(error = %e, "cannot read the assignment to pause or resume a full worker's partitions");
+            warn!(error = %e, pause, "cannot read the assignment to pause or resume the input");
             return;
         }
     };
     let mut tpl = TopicPartitionList::new();
-    for e in assigned.elements_for_topic(&i.topic).iter().filter(|e| partitions.contains(&e.partition())) {
+    for e in assigned.elements_for_topic(&i.topic).iter().filter(|e| which(e.partition())) {
         tpl.add_partition(&i.topic, e.partition());
     }
     if tpl.count() == 0 {
@@ -382,7 +374,8 @@ fn pause_partitions(i: &Intake, partitions: &[i32], pause: bool) {
     }
     let r = if pause { i.consumer.pause(&tpl) } else { i.consumer.resume(&tpl) };
     if let Err(e) = r {
-        warn!(error = %e, partitions = ?partitions, pause, "cannot pause or resume a full worker's partitions");
+        let partitions: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+        warn!(error = %e, ?partitions, pause, "cannot pause or resume the input");
     }
 }
 

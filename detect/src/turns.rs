@@ -348,16 +348,7 @@ mod tests {
     fn under_overload_cameras_in_lock_step_all_get_their_turn() {
         // Four cameras at 25 fps sending within the same millisecond, a 30 ms model: capacity for 1.3 of
         // them. By age alone the first camera of each round would take nearly every call.
-        let lane = Lane {
-            phases_ms: &[0.0, 0.2, 0.4, 0.6],
-            partition: &[0, 0, 0, 0],
-            fetch_ms: 0,
-            period_ms: 40.0,
-            call_ms: 30,
-            max_age_ms: 1000,
-            secs: 60,
-        };
-        let (runs, skipped, oldest) = simulate(&lane);
+        let (runs, skipped, oldest) = simulate(&lock_step());
         assert!(skipped > runs.iter().sum(), "the lane is overloaded: {skipped} skipped, {runs:?} run");
         assert_fair(&runs, 0.8);
         assert!(oldest <= 1000.0 + 1.0, "a result {oldest} ms old");

@@ -32,13 +32,18 @@ pub struct StageQuantiles {
 
 /// The `q` quantile (0..=1) of `values`, nearest rank.
 pub fn quantile<T: Copy + PartialOrd>(values: &[T], q: f64) -> Option<T> {
-    if values.is_empty() {
-        return None;
-    }
     let mut v = values.to_vec();
     v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
-    let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
-    Some(v[rank - 1])
+    nearest_rank(&v, q)
+}
+
+/// The `q` quantile (0..=1) of values already sorted, nearest rank.
+fn nearest_rank<T: Copy>(sorted: &[T], q: f64) -> Option<T> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    Some(sorted[rank - 1])
 }
 
 impl Latencies {
@@ -68,16 +73,17 @@ impl Latencies {
         stages
     }
 
-    fn column(&self, c: usize, q: f64) -> Option<f64> {
-        let v: Vec<f32> = self.samples.iter().map(|r| r[c]).filter(|x| !x.is_nan()).collect();
-        quantile(&v, q).map(f64::from)
+    /// p50 and p99 of column `c`, from one sort of its recorded values.
+    fn column(&self, c: usize) -> Option<(f64, f64)> {
+        let mut v: Vec<f32> = self.samples.iter().map(|r| r[c]).filter(|x| !x.is_nan()).collect();
+        v.sort_by(f32::total_cmp);
+        Some((f64::from(nearest_rank(&v, 0.5)?), f64::from(nearest_rank(&v, 0.99)?)))
     }
 
     /// Capture-to-here latency p50 and p99 (ms), and the model's median per-frame time (ms).
     pub fn total(&self) -> Option<(i64, i64, f32)> {
-        let p50 = self.column(TOTAL, 0.5)?.round() as i64;
-        let p99 = self.column(TOTAL, 0.99)?.round() as i64;
-        Some((p50, p99, self.column(INFERENCE_MS, 0.5)? as f32))
+        let (p50, p99) = self.column(TOTAL)?;
+        Some((p50.round() as i64, p99.round() as i64, self.column(INFERENCE_MS)?.0 as f32))
     }
 
     /// p50 and p99 of every stage the sampled results recorded, in pipeline order.
@@ -86,7 +92,8 @@ impl Latencies {
             .iter()
             .enumerate()
             .filter_map(|(c, stage)| {
-                Some(StageQuantiles { stage, p50_ms: self.column(c, 0.5)?, p99_ms: self.column(c, 0.99)? })
+                let (p50_ms, p99_ms) = self.column(c)?;
+                Some(StageQuantiles { stage, p50_ms, p99_ms })
             })
             .collect()
     }
